@@ -1,0 +1,227 @@
+//! The targets file: every image this repository builds, with what later commands need
+//! to know about it. Nothing else in the repository repeats these facts.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
+use camino::Utf8Path;
+use serde::Deserialize;
+
+/// The build argument that pins the Open WebUI release; image tags carry its value.
+pub const VERSION_ARG: &str = "OPEN_WEBUI_VERSION";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub project: Project,
+    /// Build arguments that every target gets.
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+    pub targets: BTreeMap<String, Target>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// Repository part of every tag, e.g. `open-webui-images` or `ghcr.io/owner/name`.
+    pub repository: String,
+    /// URL recorded in the `org.opencontainers.image.source` label.
+    pub source: String,
+    /// The Dockerfile, relative to the targets file.
+    pub dockerfile: String,
+    /// The build context, relative to the targets file.
+    pub context: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// One line for people: what the image is for.
+    pub description: String,
+    /// The Dockerfile stage that produces the image.
+    pub stage: String,
+    /// Appended to the version tag (`0.12.4-cuda`) and used alone as the rolling tag;
+    /// empty for the main image, whose rolling tag is `latest`.
+    #[serde(default)]
+    pub tag_suffix: String,
+    /// The port Open WebUI listens on inside the container.
+    pub port: u16,
+    /// The user the image runs as, as `docker inspect` reports it (empty: root).
+    #[serde(default)]
+    pub user: String,
+    /// Where Open WebUI keeps its database, uploads and caches.
+    pub data_dir: String,
+    /// Build arguments of this target, on top of the shared ones.
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+}
+
+impl Config {
+    pub fn load(path: &Utf8Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks the file; errors name the file and, where known, the line.
+    pub fn parse(text: &str, path: &Utf8Path) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|error| {
+            let line = error.span().map(|span| text[..span.start].matches('\n').count() + 1);
+            let message = error.message().trim().replace('\n', " ");
+            match line {
+                Some(line) => anyhow::anyhow!("{path}:{line}: {message}"),
+                None => anyhow::anyhow!("{path}: {message}"),
+            }
+        })?;
+        config.check().with_context(|| path.to_string())?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.targets.is_empty() {
+            bail!("no [targets.NAME] table: name at least one target");
+        }
+        for (name, target) in &self.targets {
+            let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+            if name.is_empty() || !name.chars().all(valid) {
+                bail!("target name {name:?} must be lowercase letters, digits and '-'");
+            }
+            if target.port == 0 {
+                bail!("target {name}: port must be between 1 and 65535");
+            }
+            if !target.tag_suffix.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                bail!("target {name}: tag_suffix {:?} is not valid in a tag", target.tag_suffix);
+            }
+        }
+        if self.version().is_none() {
+            bail!("[args] must set {VERSION_ARG}: image tags carry the pinned version");
+        }
+        Ok(())
+    }
+
+    /// The target names, or an error naming the known ones.
+    pub fn target(&self, name: &str) -> Result<&Target> {
+        self.targets.get(name).with_context(|| {
+            let known: Vec<&str> = self.targets.keys().map(String::as_str).collect();
+            format!("unknown target {name:?} (known: {})", known.join(", "))
+        })
+    }
+
+    /// The pinned Open WebUI version shared by all targets.
+    pub fn version(&self) -> Option<&str> {
+        self.args.get(VERSION_ARG).map(String::as_str)
+    }
+}
+
+impl Target {
+    /// `repo:VERSION[-suffix]` and the rolling `repo:suffix` (or `repo:latest`).
+    pub fn tags(&self, repository: &str, version: &str) -> Vec<String> {
+        if self.tag_suffix.is_empty() {
+            vec![format!("{repository}:{version}"), format!("{repository}:latest")]
+        } else {
+            let suffix = &self.tag_suffix;
+            vec![format!("{repository}:{version}-{suffix}"), format!("{repository}:{suffix}")]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[project]
+repository = "example"
+source = "https://example.invalid/repo"
+dockerfile = "dockerfiles/Dockerfile"
+context = "dockerfiles"
+
+[args]
+OPEN_WEBUI_VERSION = "1.2.3"
+
+[targets.default]
+description = "cpu"
+stage = "default"
+port = 8080
+data_dir = "/data"
+
+[targets.gpu]
+description = "cuda"
+stage = "gpu"
+tag_suffix = "cuda"
+port = 8080
+user = "1000:0"
+data_dir = "/data"
+args = { TORCH_INDEX = "" }
+"#;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(text, Utf8Path::new("targets.toml"))
+    }
+
+    #[test]
+    fn parses_the_good_file() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.version(), Some("1.2.3"));
+        assert_eq!(config.targets.keys().collect::<Vec<_>>(), ["default", "gpu"]);
+        assert_eq!(config.targets["gpu"].args["TORCH_INDEX"], "");
+        assert_eq!(config.targets["default"].user, "");
+    }
+
+    #[test]
+    fn tags_carry_version_and_suffix() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.targets["default"].tags("r", "1.2.3"), ["r:1.2.3", "r:latest"]);
+        assert_eq!(config.targets["gpu"].tags("r", "1.2.3"), ["r:1.2.3-cuda", "r:cuda"]);
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_line() {
+        let text = GOOD.replace("port = 8080\ndata_dir", "prot = 8080\ndata_dir");
+        let error = parse(&text).unwrap_err().to_string();
+        assert!(error.starts_with("targets.toml:14: unknown field `prot`"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_line() {
+        let text = GOOD.replace("port = 8080\nuser", "port = \"eighty\"\nuser");
+        let error = parse(&text).unwrap_err().to_string();
+        assert!(error.starts_with("targets.toml:21: invalid type"), "{error}");
+    }
+
+    #[test]
+    fn broken_syntax_names_the_line() {
+        let error = parse("[project\nrepository = 1").unwrap_err().to_string();
+        assert!(error.starts_with("targets.toml:1: "), "{error}");
+    }
+
+    #[test]
+    fn missing_version_is_an_error() {
+        let text = GOOD.replace("OPEN_WEBUI_VERSION = \"1.2.3\"", "");
+        let error = format!("{:#}", parse(&text).unwrap_err());
+        assert!(error.contains("must set OPEN_WEBUI_VERSION"), "{error}");
+    }
+
+    #[test]
+    fn unknown_target_lists_the_known_ones() {
+        let config = parse(GOOD).unwrap();
+        let error = config.target("vast").unwrap_err().to_string();
+        assert_eq!(error, r#"unknown target "vast" (known: default, gpu)"#);
+    }
+
+    #[test]
+    fn bad_target_name_is_an_error() {
+        let text = GOOD.replace("[targets.gpu]", "[targets.GPU]");
+        let error = format!("{:#}", parse(&text).unwrap_err());
+        assert!(error.contains("\"GPU\" must be lowercase"), "{error}");
+    }
+
+    #[test]
+    fn the_repository_file_parses() {
+        let path = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join("../dockerfiles/targets.toml");
+        let config = Config::load(&path).unwrap();
+        for name in ["default", "gpu", "vastai"] {
+            config.target(name).unwrap();
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `cargo xtask`: builds, tests, measures and prunes this repository's Open WebUI images.
+//!
+//! This file only parses the command line, moves to the repository root and hands over
+//! to the module named after the subcommand.
+
+mod build;
+mod ci;
+mod config;
+mod container;
+mod docker;
+mod dockerfile;
+mod doctor;
+mod http;
+mod repo;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about, arg_required_else_help = true)]
+struct Cli {
+    /// The targets file to read instead of dockerfiles/targets.toml
+    #[arg(long, global = true, value_name = "PATH")]
+    targets_file: Option<camino::Utf8PathBuf>,
+    /// Where generated files go instead of target/xtask
+    #[arg(long, global = true, value_name = "DIR")]
+    out_dir: Option<camino::Utf8PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build one or more targets of dockerfiles/Dockerfile with docker buildx bake
+    Build(build::Args),
+    /// Check that this host can build the images, and say how to fix what it lacks
+    Doctor(doctor::Args),
+    /// The test command: Rust tests, then the real image built and started
+    Ci(ci::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = repo::Repo::locate(cli.targets_file, cli.out_dir).and_then(|repo| match cli.command {
+        Command::Build(args) => build::run(&repo, args),
+        Command::Doctor(args) => doctor::run(&repo, args),
+        Command::Ci(args) => ci::run(&repo, args),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line, whatever the error carries: the chain is joined with ": ".
+            let message = format!("{error:#}").replace('\n', " ");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
