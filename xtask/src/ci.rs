@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: the repository's test command, the one `.ci/run` calls. It runs the
-//! Rust tests (Docker-backed ones included), then builds the real image of each given
-//! target and checks that a container of it starts and answers `/health`.
+//! Rust tests (Docker-backed ones included) and `cargo xtask lint`, then builds the real
+//! image of each given target and checks that a container of it starts and answers `/health`.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use crate::build;
 use crate::config::Config;
 use crate::container::{Container, RunOptions};
 use crate::docker::CommandLine;
+use crate::lint;
 use crate::repo::Repo;
 
 #[derive(clap::Args, Debug)]
@@ -38,6 +39,8 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
         eprintln!("-- Rust tests");
         CommandLine::new("cargo").args(["test", "--workspace", "--locked"]).run(&repo.sh)?;
     }
+    eprintln!("-- cargo xtask lint");
+    lint::run(repo, lint::Args::default())?;
 
     let mut argv = vec!["build".to_string()];
     argv.extend(targets.iter().cloned());

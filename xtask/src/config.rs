@@ -54,6 +54,12 @@ pub struct Target {
     /// Build arguments of this target, on top of the shared ones.
     #[serde(default)]
     pub args: BTreeMap<String, String>,
+
+    // -- read by `cargo xtask matrix` for the workflow's image jobs (issue 7)
+    /// Whether a hosted runner must free disk before building this target: the runners
+    /// guarantee about 14 GB, and an image with CUDA torch needs more.
+    #[serde(default)]
+    pub free_runner_disk: bool,
 }
 
 impl Config {

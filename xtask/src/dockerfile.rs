@@ -19,7 +19,6 @@ pub struct Dockerfile {
 
 /// One instruction with its continuation lines joined, and the line it starts on.
 pub struct Instruction {
-    #[allow(dead_code)] // FIXME: no finding reports a line yet; the Dockerfile lint will
     pub line: usize,
     pub keyword: String,
     pub rest: String,

@@ -11,6 +11,9 @@ mod docker;
 mod dockerfile;
 mod doctor;
 mod http;
+mod image_job;
+mod lint;
+mod matrix;
 mod repo;
 
 use std::process::ExitCode;
@@ -38,6 +41,12 @@ enum Command {
     Doctor(doctor::Args),
     /// The test command: Rust tests, then the real image built and started
     Ci(ci::Args),
+    /// Check the Dockerfile, the workflow and the targets file, alone and against each other
+    Lint(lint::Args),
+    /// Print the workflow's image-job matrix (JSON) from the targets file
+    Matrix(matrix::Args),
+    /// Run one workflow image job locally: build, test-image, then size with its budget
+    ImageJob(image_job::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +55,9 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run(&repo, args),
         Command::Doctor(args) => doctor::run(&repo, args),
         Command::Ci(args) => ci::run(&repo, args),
+        Command::Lint(args) => lint::run(&repo, args),
+        Command::Matrix(args) => matrix::run(&repo, args),
+        Command::ImageJob(args) => image_job::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
