@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, env = "GITHUB_STEP_SUMMARY", value_name = "PATH")]
     pub summary: Option<Utf8PathBuf>,
     /// Build and push with a commit tag instead of testing and measuring (the publish job)
-    #[arg(long, requires = "repository", requires = "commit")]
+    #[arg(long, requires = "repository")]
     pub publish: bool,
     /// The commit the published images are tagged with, as sha-<first 12 digits>
     #[arg(long, env = "GITHUB_SHA", value_name = "SHA")]
@@ -94,7 +94,9 @@ pub fn job(config: &Config, repo: &Repo, args: &Args, xtask: &str) -> Result<Job
     }
 
     if args.publish {
-        let commit = args.commit.as_deref().unwrap_or_default();
+        let Some(commit) = args.commit.as_deref() else {
+            bail!("--publish needs --commit SHA (the workflow sets GITHUB_SHA)");
+        };
         if commit.len() < 12 || !commit.chars().all(|c| c.is_ascii_hexdigit()) {
             bail!("--commit {commit:?}: give the full commit id (git rev-parse HEAD)");
         }

@@ -356,8 +356,11 @@ fn check_call(config: &Config, dockerfile: Option<&Dockerfile>, source: &Source,
     let matches = match crate::Cli::command().try_get_matches_from(argv) {
         Ok(matches) => matches,
         Err(error) => {
+            // clap's message up to its usage line, on one line.
             let text = error.to_string();
-            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ").to_string();
+            let first = text.lines().take_while(|l| !l.starts_with("Usage:")).map(str::trim)
+                .filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            let first = first.trim_start_matches("error: ");
             let known: Vec<String> = crate::Cli::command().get_subcommands().map(|s| s.get_name().to_string()).collect();
             findings.push(source.finding(call.line, Severity::Error, check,
                 format!("`cargo xtask {}`: {first} (subcommands: {})", call.words.join(" "), known.join(", "))));
@@ -392,15 +395,28 @@ fn check_call(config: &Config, dockerfile: Option<&Dockerfile>, source: &Source,
 
 fn workflow_checks(config: &Config, dockerfile: &Dockerfile, workflow: &Source, root: &Utf8Path) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for call in xtask_calls(&workflow.text) {
+    // Comments are blanked, not dropped, so line numbers stay true.
+    let code: String = workflow.text.lines()
+        .map(|l| if l.trim_start().starts_with('#') { "\n".to_string() } else { format!("{l}\n") })
+        .collect();
+    for call in xtask_calls(&fold_blocks(&code)) {
         findings.extend(check_call(config, Some(dockerfile), workflow, &call, "workflow-xtask"));
     }
-    for (index, raw) in workflow.text.lines().enumerate() {
+    // The indentation of the `strategy:` key the lines below it belong to.
+    let mut strategy: Option<usize> = None;
+    for (index, raw) in code.lines().enumerate() {
         let line = index + 1;
         let code = raw.split(" #").next().unwrap_or(raw);
         let trimmed = code.trim();
-        if trimmed.starts_with('#') {
+        if trimmed.is_empty() {
             continue;
+        }
+        let indent = code.len() - code.trim_start().len();
+        if strategy.is_some_and(|s| indent <= s) {
+            strategy = None;
+        }
+        if trimmed == "strategy:" {
+            strategy = Some(indent);
         }
         // A target named in YAML is a second list of targets that will drift.
         for value in yaml_values(trimmed) {
@@ -409,13 +425,18 @@ fn workflow_checks(config: &Config, dockerfile: &Dockerfile, workflow: &Source, 
                     format!("target {value:?} is written in the workflow; take targets from `cargo xtask matrix`")));
             }
         }
-        if let Some(value) = trimmed.strip_prefix("matrix:") {
+        if let (Some(value), Some(_)) = (trimmed.strip_prefix("matrix:"), strategy) {
             if !value.contains("fromJSON(") {
                 findings.push(workflow.finding(line, Severity::Error, "workflow-targets",
                     "a matrix written in YAML; use ${{ fromJSON(needs.<job>.outputs.matrix) }} from `cargo xtask matrix`".into()));
             }
         }
-        for key in expression_fields(code, "matrix.") {
+        // `if:` conditions are expressions even without ${{ }}.
+        let expression = match trimmed.trim_start_matches("- ").strip_prefix("if:") {
+            Some(condition) if !condition.contains("${{") => format!("${{{{ {condition} }}}}"),
+            _ => code.to_string(),
+        };
+        for key in expression_fields(&expression, "matrix.") {
             if !crate::matrix::KEYS.contains(&key.as_str()) {
                 findings.push(workflow.finding(line, Severity::Error, "workflow-matrix",
                     format!("matrix.{key} is not a key of `cargo xtask matrix` (keys: {})", crate::matrix::KEYS.join(", "))));
@@ -442,14 +463,44 @@ fn workflow_checks(config: &Config, dockerfile: &Dockerfile, workflow: &Source, 
     findings
 }
 
+/// Joins each folded block (`key: >` or `key: >-`) onto its first line, as YAML reads it,
+/// leaving the other lines empty so that line numbers stay true.
+fn fold_blocks(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let mut index = 0;
+    while index < lines.len() {
+        let line = lines[index].trim_end();
+        if !(line.ends_with(": >") || line.ends_with(": >-")) {
+            index += 1;
+            continue;
+        }
+        let key_indent = indent(line);
+        let first = index + 1;
+        let mut end = first;
+        while end < lines.len() && (lines[end].trim().is_empty() || indent(lines[end]) > key_indent) {
+            end += 1;
+        }
+        if first < end {
+            out[first] = lines[first..end].iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+            for blank in out.iter_mut().take(end).skip(first + 1) {
+                blank.clear();
+            }
+        }
+        index = end;
+    }
+    out.join("\n")
+}
+
 /// Plain scalar values of a YAML line: `key: value`, `- value`, `key: [a, b]`.
 fn yaml_values(line: &str) -> Vec<&str> {
-    let value = match line.strip_prefix("- ") {
-        Some(item) => item,
-        None => match line.split_once(": ") {
-            Some((key, value)) if !key.contains(' ') || key.starts_with('"') => value,
-            _ => return vec![],
-        },
+    let item = line.strip_prefix("- ");
+    let line = item.unwrap_or(line);
+    let value = match line.split_once(": ") {
+        Some((key, value)) if !key.contains(' ') => value,
+        _ if item.is_some() => line,
+        _ => return vec![],
     };
     let value = value.trim();
     let items: Vec<&str> = match value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
@@ -672,12 +723,27 @@ mod tests {
     }
 
     #[test]
+    fn folded_blocks_become_one_line_in_place() {
+        let text = "a:\n  run: >-\n    cargo xtask build\n    --dry-run\n  next: 1\n";
+        assert_eq!(fold_blocks(text), "a:\n  run: >-\ncargo xtask build --dry-run\n\n  next: 1");
+    }
+
+    #[test]
     fn toml_line_finds_keys_and_inline_table_entries() {
         let text = "[args]\nA = \"1\"\n\n[targets.x]\nstage = \"s\"\nargs = { B = \"\", C = \"2\" }\n";
         assert_eq!(toml_line(text, "args", "A"), 2);
         assert_eq!(toml_line(text, "targets.x", "stage"), 5);
         assert_eq!(toml_line(text, "targets.x", "C"), 6);
         assert_eq!(toml_line(text, "targets.x", "missing"), 4);
+    }
+
+    #[test]
+    fn yaml_values_are_plain_scalars_and_flow_items() {
+        assert_eq!(yaml_values("target: gpu"), ["gpu"]);
+        assert_eq!(yaml_values("- gpu"), ["gpu"]);
+        assert_eq!(yaml_values("- run: cargo xtask lint"), ["cargo xtask lint"]);
+        assert_eq!(yaml_values("target: [default, \"gpu\"]"), ["default", "gpu"]);
+        assert!(yaml_values("run: >-").len() == 1 && yaml_values("plain words here").is_empty());
     }
 
     #[test]
