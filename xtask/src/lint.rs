@@ -368,9 +368,15 @@ fn check_call(config: &Config, dockerfile: Option<&Dockerfile>, source: &Source,
         }
     };
     let Some((name, sub)) = matches.subcommand() else { return findings };
+    // The workflow takes every target from the matrix; the docs name them freely.
+    let in_workflow = dockerfile.is_some();
     for id in ["targets", "target"] {
         let Ok(Some(values)) = sub.try_get_raw(id) else { continue };
         for value in values.filter_map(|v| v.to_str()) {
+            if in_workflow && config.targets.contains_key(value) {
+                findings.push(source.finding(call.line, Severity::Error, "workflow-targets",
+                    format!("target {value:?} is written in the workflow; take targets from `cargo xtask matrix`")));
+            }
             if !value.contains(EXPR) && !config.targets.contains_key(value) {
                 let known: Vec<&str> = config.targets.keys().map(String::as_str).collect();
                 findings.push(source.finding(call.line, Severity::Error, check,
