@@ -73,8 +73,12 @@ pub fn job(config: &Config, repo: &Repo, args: &Args, xtask: &str) -> Result<Job
     let image = target.tags(repository, version).remove(0);
 
     let xtask = || {
-        CommandLine::new(xtask)
-            .args(["--targets-file", repo.targets_file.as_str(), "--out-dir", repo.out_dir.as_str()])
+        CommandLine::new(xtask).args([
+            "--targets-file",
+            repo.targets_file.as_str(),
+            "--out-dir",
+            repo.out_dir.as_str(),
+        ])
     };
     let mut build = xtask().args(["build", args.target.as_str()]);
     for pair in &args.build_args {
@@ -102,10 +106,13 @@ pub fn job(config: &Config, repo: &Repo, args: &Args, xtask: &str) -> Result<Job
         }
         let tag = commit_tag(repository, &commit[..12], &target.tag_suffix);
         let push = build.args(["--push", "--tag", &tag]);
-        return Ok(Job { steps: vec![step(&format!("building and pushing {}", args.target), push, false)] });
+        return Ok(Job {
+            steps: vec![step(&format!("building and pushing {}", args.target), push, false)],
+        });
     }
     let test = xtask().args(["test-image", args.target.as_str(), "--image", &image]);
-    let size = xtask().args(["size", args.target.as_str(), "--image", &image, "--format", "markdown"]);
+    let size =
+        xtask().args(["size", args.target.as_str(), "--image", &image, "--format", "markdown"]);
     Ok(Job {
         steps: vec![
             step(&format!("building {}", args.target), build, false),
@@ -142,12 +149,18 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
     for step in &job.steps {
         eprintln!("-- {}", step.title);
         if !step.report {
-            step.command.run(&repo.sh).with_context(|| format!("image job {}: {} failed", args.target, step.title))?;
+            step.command
+                .run(&repo.sh)
+                .with_context(|| format!("image job {}: {} failed", args.target, step.title))?;
             continue;
         }
         // The report is kept even when the budget gate fails: that is when it matters most.
         eprintln!("$ {}", step.command);
-        let output = step.command.to_cmd(&repo.sh).ignore_status().output()
+        let output = step
+            .command
+            .to_cmd(&repo.sh)
+            .ignore_status()
+            .output()
             .with_context(|| format!("cannot run {}", step.command))?;
         std::io::stderr().write_all(&output.stderr)?;
         let report = String::from_utf8_lossy(&output.stdout);
@@ -157,7 +170,11 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
             eprintln!("-- size report appended to {path}");
         }
         if !output.status.success() {
-            bail!("image job {}: {} failed (over budget, or see the report above)", args.target, step.title);
+            bail!(
+                "image job {}: {} failed (over budget, or see the report above)",
+                args.target,
+                step.title
+            );
         }
     }
     eprintln!("-- image job {}: every step passed", args.target);
@@ -191,10 +208,16 @@ mod tests {
     }
 
     fn lines(args: &Args) -> Vec<String> {
-        job(&config(), &repo(), args, "xtask").unwrap().steps.iter().map(|s| s.command.to_string()).collect()
+        job(&config(), &repo(), args, "xtask")
+            .unwrap()
+            .steps
+            .iter()
+            .map(|s| s.command.to_string())
+            .collect()
     }
 
-    const GLOBAL: &str = "xtask --targets-file /r/dockerfiles/targets.toml --out-dir /r/target/xtask";
+    const GLOBAL: &str =
+        "xtask --targets-file /r/dockerfiles/targets.toml --out-dir /r/target/xtask";
 
     #[test]
     fn build_then_test_image_then_size() {

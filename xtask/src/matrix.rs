@@ -49,7 +49,11 @@ pub fn matrix(config: &Config) -> Matrix {
 pub fn run(repo: &Repo, args: Args) -> Result<()> {
     let config = Config::load(&repo.targets_file)?;
     let matrix = matrix(&config);
-    let text = if args.pretty { serde_json::to_string_pretty(&matrix)? } else { serde_json::to_string(&matrix)? };
+    let text = if args.pretty {
+        serde_json::to_string_pretty(&matrix)?
+    } else {
+        serde_json::to_string(&matrix)?
+    };
     println!("{text}");
     Ok(())
 }

@@ -29,9 +29,14 @@ fn lint_in(dir: &Path, extra: &[&str]) -> std::process::Output {
     let workflows = dir.join("workflows");
     let readme = dir.join("README.md");
     let mut args = vec![
-        "--targets-file", targets.to_str().unwrap(),
-        "lint", "--no-external", "--workflows", workflows.to_str().unwrap(),
-        "--doc", readme.to_str().unwrap(),
+        "--targets-file",
+        targets.to_str().unwrap(),
+        "lint",
+        "--no-external",
+        "--workflows",
+        workflows.to_str().unwrap(),
+        "--doc",
+        readme.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     xtask(&args)
@@ -67,20 +72,35 @@ fn the_fixture_project_is_clean() {
 
 #[test]
 fn a_target_stage_missing_from_the_dockerfile() {
-    expect_one(&[("targets.toml", "stage = \"large\"", "stage = \"huge\"")],
-        "targets-dockerfile", "targets.toml", 21, "stage \"huge\" is not a stage");
+    expect_one(
+        &[("targets.toml", "stage = \"large\"", "stage = \"huge\"")],
+        "targets-dockerfile",
+        "targets.toml",
+        21,
+        "stage \"huge\" is not a stage",
+    );
 }
 
 #[test]
 fn a_target_build_arg_the_dockerfile_does_not_declare() {
-    expect_one(&[("targets.toml", "{ FLAVOUR = \"rich\" }", "{ FLAVOUR = \"rich\", COLOUR = \"red\" }")],
-        "targets-dockerfile", "targets.toml", 25, "build argument COLOUR is not declared");
+    expect_one(
+        &[("targets.toml", "{ FLAVOUR = \"rich\" }", "{ FLAVOUR = \"rich\", COLOUR = \"red\" }")],
+        "targets-dockerfile",
+        "targets.toml",
+        25,
+        "build argument COLOUR is not declared",
+    );
 }
 
 #[test]
 fn a_shared_build_arg_the_dockerfile_does_not_declare() {
-    expect_one(&[("targets.toml", "[args]\n", "[args]\nUV_VERSION = \"1\"\n")],
-        "targets-dockerfile", "targets.toml", 10, "[args]: build argument UV_VERSION");
+    expect_one(
+        &[("targets.toml", "[args]\n", "[args]\nUV_VERSION = \"1\"\n")],
+        "targets-dockerfile",
+        "targets.toml",
+        10,
+        "[args]: build argument UV_VERSION",
+    );
 }
 
 #[test]
@@ -92,7 +112,10 @@ fn a_dockerfile_arg_nothing_sets_is_a_warning_that_fail_on_decides() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The human form: file:line: severity: message.
     let line = text(&out.stdout);
-    assert!(line.starts_with(&format!("{}:5: warning: ARG MIRROR", dir.join("Dockerfile").display())), "{line}");
+    assert!(
+        line.starts_with(&format!("{}:5: warning: ARG MIRROR", dir.join("Dockerfile").display())),
+        "{line}"
+    );
     assert!(!lint_in(&dir, &["--fail-on", "warning"]).status.success());
 }
 
@@ -100,26 +123,50 @@ fn a_dockerfile_arg_nothing_sets_is_a_warning_that_fail_on_decides() {
 
 #[test]
 fn a_workflow_calling_a_subcommand_that_does_not_exist() {
-    expect_one(&[("workflows/ci.yml", "cargo xtask lint --fail-on error", "cargo xtask lnit")],
-        "workflow-xtask", "ci.yml", 25, "unrecognized subcommand 'lnit'");
+    expect_one(
+        &[("workflows/ci.yml", "cargo xtask lint --fail-on error", "cargo xtask lnit")],
+        "workflow-xtask",
+        "ci.yml",
+        25,
+        "unrecognized subcommand 'lnit'",
+    );
 }
 
 #[test]
 fn a_workflow_passing_a_flag_the_subcommand_does_not_have() {
-    expect_one(&[("workflows/ci.yml", "          --build-arg FLAVOUR=rich\n", "          --bulid-arg FLAVOUR=rich\n")],
-        "workflow-xtask", "ci.yml", 28, "unexpected argument '--bulid-arg'");
+    expect_one(
+        &[(
+            "workflows/ci.yml",
+            "          --build-arg FLAVOUR=rich\n",
+            "          --bulid-arg FLAVOUR=rich\n",
+        )],
+        "workflow-xtask",
+        "ci.yml",
+        28,
+        "unexpected argument '--bulid-arg'",
+    );
 }
 
 #[test]
 fn a_workflow_build_arg_the_dockerfile_does_not_declare() {
-    expect_one(&[("workflows/ci.yml", "--build-arg FLAVOUR=rich", "--build-arg FLAVOR=rich")],
-        "workflow-xtask", "ci.yml", 28, "build argument FLAVOR is not declared by the Dockerfile");
+    expect_one(
+        &[("workflows/ci.yml", "--build-arg FLAVOUR=rich", "--build-arg FLAVOR=rich")],
+        "workflow-xtask",
+        "ci.yml",
+        28,
+        "build argument FLAVOR is not declared by the Dockerfile",
+    );
 }
 
 #[test]
 fn a_workflow_naming_a_dockerfile_path_that_does_not_exist() {
-    expect_one(&[("workflows/ci.yml", "run: df -h /", "run: cat dockerfiles/Dockerfil")],
-        "workflow-dockerfile", "ci.yml", 24, "dockerfiles/Dockerfil does not exist");
+    expect_one(
+        &[("workflows/ci.yml", "run: df -h /", "run: cat dockerfiles/Dockerfil")],
+        "workflow-dockerfile",
+        "ci.yml",
+        24,
+        "dockerfiles/Dockerfil does not exist",
+    );
 }
 
 #[test]
@@ -132,68 +179,130 @@ fn a_workflow_with_a_target_list_of_its_own() {
     assert!(failed);
     let lines: Vec<(&str, u64)> =
         found.iter().map(|f| (f["check"].as_str().unwrap(), f["line"].as_u64().unwrap())).collect();
-    assert_eq!(lines, [("workflow-targets", 19), ("workflow-targets", 20), ("workflow-targets", 20)], "{found:#?}");
-    assert!(found[1]["message"].as_str().unwrap().contains("target \"small\" is written in the workflow"));
+    assert_eq!(
+        lines,
+        [("workflow-targets", 19), ("workflow-targets", 20), ("workflow-targets", 20)],
+        "{found:#?}"
+    );
+    assert!(found[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("target \"small\" is written in the workflow"));
 }
 
 #[test]
 fn a_workflow_naming_a_target_by_hand() {
-    expect_one(&[("workflows/ci.yml", "cargo xtask lint --fail-on error", "cargo xtask build small")],
-        "workflow-targets", "ci.yml", 25, "target \"small\" is written in the workflow");
+    expect_one(
+        &[("workflows/ci.yml", "cargo xtask lint --fail-on error", "cargo xtask build small")],
+        "workflow-targets",
+        "ci.yml",
+        25,
+        "target \"small\" is written in the workflow",
+    );
 }
 
 #[test]
 fn a_workflow_calling_an_unknown_target() {
-    expect_one(&[("workflows/ci.yml", "cargo xtask lint --fail-on error", "cargo xtask build tiny")],
-        "workflow-xtask", "ci.yml", 25, "unknown target \"tiny\" (known: large, small)");
+    expect_one(
+        &[("workflows/ci.yml", "cargo xtask lint --fail-on error", "cargo xtask build tiny")],
+        "workflow-xtask",
+        "ci.yml",
+        25,
+        "unknown target \"tiny\" (known: large, small)",
+    );
 }
 
 #[test]
 fn a_workflow_reading_a_matrix_key_the_xtask_does_not_emit() {
-    expect_one(&[("workflows/ci.yml", "if: matrix.free_runner_disk", "if: matrix.free_disk")],
-        "workflow-matrix", "ci.yml", 23, "matrix.free_disk is not a key of `cargo xtask matrix`");
+    expect_one(
+        &[("workflows/ci.yml", "if: matrix.free_runner_disk", "if: matrix.free_disk")],
+        "workflow-matrix",
+        "ci.yml",
+        23,
+        "matrix.free_disk is not a key of `cargo xtask matrix`",
+    );
 }
 
 #[test]
 fn a_workflow_that_does_not_ask_the_xtask_for_its_matrix() {
-    expect_one(&[("workflows/ci.yml", "$(cargo xtask matrix)", "[]")],
-        "workflow-matrix", "ci.yml", 1, "no workflow runs `cargo xtask matrix`");
+    expect_one(
+        &[("workflows/ci.yml", "$(cargo xtask matrix)", "[]")],
+        "workflow-matrix",
+        "ci.yml",
+        1,
+        "no workflow runs `cargo xtask matrix`",
+    );
 }
 
 #[test]
 fn a_workflow_with_an_unpinned_action() {
-    expect_one(&[("workflows/ci.yml", "actions/checkout@v6", "actions/checkout@main")],
-        "workflow-pinning", "ci.yml", 12, "actions/checkout@main is not pinned");
+    expect_one(
+        &[("workflows/ci.yml", "actions/checkout@v6", "actions/checkout@main")],
+        "workflow-pinning",
+        "ci.yml",
+        12,
+        "actions/checkout@main is not pinned",
+    );
 }
 
 #[test]
 fn a_workflow_that_prints_a_secret() {
-    expect_one(&[("workflows/ci.yml", "run: df -h /", "run: echo \"${{ secrets.TOKEN }}\"")],
-        "workflow-secrets", "ci.yml", 24, "a secret is printed");
+    expect_one(
+        &[("workflows/ci.yml", "run: df -h /", "run: echo \"${{ secrets.TOKEN }}\"")],
+        "workflow-secrets",
+        "ci.yml",
+        24,
+        "a secret is printed",
+    );
 }
 
 // -- the docs against the xtask and the targets file
 
 #[test]
 fn a_documented_command_that_does_not_parse() {
-    expect_one(&[("README.md", "build small large --dry-run", "build small large --dryrun")],
-        "docs-xtask", "README.md", 4, "unexpected argument '--dryrun'");
+    expect_one(
+        &[("README.md", "build small large --dry-run", "build small large --dryrun")],
+        "docs-xtask",
+        "README.md",
+        4,
+        "unexpected argument '--dryrun'",
+    );
 }
 
 #[test]
 fn a_documented_command_with_an_unknown_target() {
-    expect_one(&[("README.md", "image-job large", "image-job medium")],
-        "docs-xtask", "README.md", 5, "unknown target \"medium\"");
+    expect_one(
+        &[("README.md", "image-job large", "image-job medium")],
+        "docs-xtask",
+        "README.md",
+        5,
+        "unknown target \"medium\"",
+    );
 }
 
 #[test]
 fn a_documented_docker_run_with_the_wrong_port_volume_or_tag() {
-    expect_one(&[("README.md", "127.0.0.1:8080:8080", "127.0.0.1:8080:7500")],
-        "docs-docker-run", "README.md", 6, "listens on 8080 (target small), not 7500");
-    expect_one(&[("README.md", "-v /workspace:/workspace", "-v /workspace:/srv")],
-        "docs-docker-run", "README.md", 7, "keeps its data in /workspace/data");
-    expect_one(&[("README.md", "lint-fixture:large", "lint-fixture:huge")],
-        "docs-docker-run", "README.md", 7, "lint-fixture:huge is not a tag any target gets");
+    expect_one(
+        &[("README.md", "127.0.0.1:8080:8080", "127.0.0.1:8080:7500")],
+        "docs-docker-run",
+        "README.md",
+        6,
+        "listens on 8080 (target small), not 7500",
+    );
+    expect_one(
+        &[("README.md", "-v /workspace:/workspace", "-v /workspace:/srv")],
+        "docs-docker-run",
+        "README.md",
+        7,
+        "keeps its data in /workspace/data",
+    );
+    expect_one(
+        &[("README.md", "lint-fixture:large", "lint-fixture:huge")],
+        "docs-docker-run",
+        "README.md",
+        7,
+        "lint-fixture:huge is not a tag any target gets",
+    );
 }
 
 // -- hadolint, actionlint, and the repository itself
@@ -202,13 +311,17 @@ fn a_documented_docker_run_with_the_wrong_port_volume_or_tag() {
 fn linters_or_skip(test: &str) -> bool {
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tools/venv/bin");
     let on_path = |name: &str| std::process::Command::new(name).arg("--version").output().is_ok();
-    if (bin.join("hadolint").is_file() || on_path("hadolint")) && (bin.join("actionlint").is_file() || on_path("actionlint")) {
+    if (bin.join("hadolint").is_file() || on_path("hadolint"))
+        && (bin.join("actionlint").is_file() || on_path("actionlint"))
+    {
         return true;
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test}: hadolint or actionlint is missing, and lint tests never skip under CI=true (run bash .ci/setup-host)");
     }
-    eprintln!("\n!!! SKIPPED {test}: hadolint or actionlint is missing (run bash .ci/setup-host) !!!\n");
+    eprintln!(
+        "\n!!! SKIPPED {test}: hadolint or actionlint is missing (run bash .ci/setup-host) !!!\n"
+    );
     false
 }
 
@@ -218,20 +331,36 @@ fn hadolint_and_actionlint_findings_are_reported_with_their_lines() {
         return;
     }
     let dir = project(&[
-        ("Dockerfile", "RUN echo \"$FLAVOUR\" >/flavour", "RUN cd /tmp && echo \"$FLAVOUR\" >/flavour"),
-        ("workflows/ci.yml", "runs-on: ubuntu-24.04\n    outputs:", "runs-on: ubuntu-24.04\n    outptus:"),
+        (
+            "Dockerfile",
+            "RUN echo \"$FLAVOUR\" >/flavour",
+            "RUN cd /tmp && echo \"$FLAVOUR\" >/flavour",
+        ),
+        (
+            "workflows/ci.yml",
+            "runs-on: ubuntu-24.04\n    outputs:",
+            "runs-on: ubuntu-24.04\n    outptus:",
+        ),
     ]);
     let targets = dir.join("targets.toml");
     let out = xtask(&[
-        "--targets-file", targets.to_str().unwrap(), "lint", "--format", "json",
-        "--workflows", dir.join("workflows").to_str().unwrap(), "--doc", dir.join("README.md").to_str().unwrap(),
+        "--targets-file",
+        targets.to_str().unwrap(),
+        "lint",
+        "--format",
+        "json",
+        "--workflows",
+        dir.join("workflows").to_str().unwrap(),
+        "--doc",
+        dir.join("README.md").to_str().unwrap(),
     ]);
     assert!(!out.status.success());
     let found: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let hadolint = found.iter().find(|f| f["check"] == "hadolint").expect("a hadolint finding");
     assert_eq!(hadolint["line"], 8, "{hadolint:#}");
     assert!(hadolint["message"].as_str().unwrap().starts_with("DL3003 "), "{hadolint:#}");
-    let actionlint = found.iter().find(|f| f["check"] == "actionlint").expect("an actionlint finding");
+    let actionlint =
+        found.iter().find(|f| f["check"] == "actionlint").expect("an actionlint finding");
     assert_eq!(actionlint["line"], 9, "{actionlint:#}");
     assert!(actionlint["message"].as_str().unwrap().contains("outptus"), "{actionlint:#}");
 }
