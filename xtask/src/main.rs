@@ -11,6 +11,7 @@ mod docker;
 mod dockerfile;
 mod doctor;
 mod http;
+mod prune;
 mod repo;
 
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     Doctor(doctor::Args),
     /// The test command: Rust tests, then the real image built and started
     Ci(ci::Args),
+    /// Free build cache, old images and containers, and clean a data directory's caches
+    Prune(prune::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run(&repo, args),
         Command::Doctor(args) => doctor::run(&repo, args),
         Command::Ci(args) => ci::run(&repo, args),
+        Command::Prune(args) => prune::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
