@@ -18,6 +18,31 @@ pub struct Config {
     #[serde(default)]
     pub args: BTreeMap<String, String>,
     pub targets: BTreeMap<String, Target>,
+    /// Defaults of `cargo xtask prune`.
+    #[serde(default)]
+    pub prune: Prune,
+}
+
+/// `[prune]`: what `cargo xtask prune` keeps unless its flags say otherwise.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Prune {
+    /// Build cache records unused for longer than this go, e.g. `168h` (buildx syntax).
+    pub build_cache_older_than: String,
+    /// Then the least recently used records go until the build cache is this small.
+    pub build_cache_keep_storage: String,
+    /// How many of the newest images of each target stay.
+    pub keep_images: usize,
+}
+
+impl Default for Prune {
+    fn default() -> Prune {
+        Prune {
+            build_cache_older_than: "168h".to_string(),
+            build_cache_keep_storage: "20GB".to_string(),
+            keep_images: 2,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

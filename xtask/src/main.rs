@@ -14,6 +14,7 @@ mod http;
 mod image_job;
 mod lint;
 mod matrix;
+mod prune;
 mod repo;
 
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     Matrix(matrix::Args),
     /// Run one workflow image job locally: build, test-image, then size with its budget
     ImageJob(image_job::Args),
+    /// Free build cache, old images and containers, and clean a data directory's caches
+    Prune(prune::Args),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => lint::run(&repo, args),
         Command::Matrix(args) => matrix::run(&repo, args),
         Command::ImageJob(args) => image_job::run(&repo, args),
+        Command::Prune(args) => prune::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
