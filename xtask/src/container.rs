@@ -96,7 +96,11 @@ impl<'a> Container<'a> {
     pub fn start(sh: &'a Shell, name: &str, image: &str, options: &RunOptions) -> Result<Container<'a>> {
         // The guard exists before the container does, so a failed start is cleaned too.
         let container = Container { sh, name: name.to_string() };
-        run_command(name, image, options).run(sh)?;
+        // Echoed like any change, but its output (the container id) is kept off stdout,
+        // which may carry a report for programs.
+        let command = run_command(name, image, options);
+        eprintln!("$ {command}");
+        command.read(sh)?;
         Ok(container)
     }
 

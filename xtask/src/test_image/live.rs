@@ -201,12 +201,15 @@ fn random_hex(bytes: usize) -> anyhow::Result<String> {
 
 /// `docker stop` as Docker stops a container: SIGTERM, then SIGKILL after `timeout`.
 pub fn stop_command(name: &str, timeout: Duration) -> CommandLine {
-    CommandLine::docker().args(["stop", "--time", &timeout.as_secs().to_string(), name])
+    CommandLine::docker().args(["stop", "--timeout", &timeout.as_secs().to_string(), name])
 }
 
 fn clean_stop(sh: &Shell, container: &Container, timeout: Duration) -> CheckResult {
     let started = Instant::now();
-    stop_command(&container.name, timeout).run(sh)?;
+    let command = stop_command(&container.name, timeout);
+    // Echoed, but its output (the name) stays off stdout, which may carry the report.
+    eprintln!("$ {command}");
+    command.read(sh)?;
     let took = started.elapsed();
     let code = CommandLine::docker().args(["inspect", "--format", "{{.State.ExitCode}}", &container.name]).read(sh)?;
     let expected = format!("exit code 0 within {}s of SIGTERM", timeout.as_secs());
@@ -225,6 +228,6 @@ mod tests {
 
     #[test]
     fn stop_gives_the_grace_period() {
-        assert_eq!(stop_command("c1", Duration::from_secs(30)).to_string(), "docker stop --time 30 c1");
+        assert_eq!(stop_command("c1", Duration::from_secs(30)).to_string(), "docker stop --timeout 30 c1");
     }
 }
