@@ -23,8 +23,14 @@ fn build(repository: &str, target: &str) -> Images {
     let guard = Images(tags);
     let out = std::env::temp_dir().join(unique("xtask-test-image-build"));
     let result = xtask(&[
-        "--targets-file", &targets_file(), "--out-dir", out.to_str().unwrap(),
-        "build", "--repository", repository, target,
+        "--targets-file",
+        &targets_file(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "build",
+        "--repository",
+        repository,
+        target,
     ]);
     assert!(result.status.success(), "fixture build failed: {}", text(&result.stderr));
     guard
@@ -32,9 +38,23 @@ fn build(repository: &str, target: &str) -> Images {
 
 fn test_image_args<'a>(repository: &'a str, prefix: &'a str, target: &'a str) -> Vec<String> {
     let file = targets_file();
-    ["--targets-file", &file, "test-image", "--repository", repository, "--name-prefix", prefix,
-     "--stop-timeout", "10", "--format", "json", target]
-        .iter().map(|s| s.to_string()).collect()
+    [
+        "--targets-file",
+        &file,
+        "test-image",
+        "--repository",
+        repository,
+        "--name-prefix",
+        prefix,
+        "--stop-timeout",
+        "10",
+        "--format",
+        "json",
+        target,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 /// The names of the containers and volumes whose names start with `prefix`.
@@ -42,7 +62,11 @@ fn leftovers(prefix: &str) -> Vec<String> {
     let filter = format!("name={prefix}");
     let containers = docker(&["ps", "--all", "--quiet", "--filter", &filter]);
     let volumes = docker(&["volume", "ls", "--quiet", "--filter", &filter]);
-    text(&containers.stdout).lines().chain(text(&volumes.stdout).lines()).map(str::to_string).collect()
+    text(&containers.stdout)
+        .lines()
+        .chain(text(&volumes.stdout).lines())
+        .map(str::to_string)
+        .collect()
 }
 
 struct Run {
@@ -54,11 +78,17 @@ struct Run {
 impl Run {
     fn result(&self, check: &str) -> &str {
         let found = self.checks.iter().find(|c| c["check"] == check);
-        found.unwrap_or_else(|| panic!("no check {check}: {}", self.stderr))["result"].as_str().unwrap()
+        found.unwrap_or_else(|| panic!("no check {check}: {}", self.stderr))["result"]
+            .as_str()
+            .unwrap()
     }
 
     fn failed(&self) -> Vec<&str> {
-        self.checks.iter().filter(|c| c["result"] == "fail").map(|c| c["check"].as_str().unwrap()).collect()
+        self.checks
+            .iter()
+            .filter(|c| c["result"] == "fail")
+            .map(|c| c["check"].as_str().unwrap())
+            .collect()
     }
 }
 
@@ -83,9 +113,25 @@ fn a_good_image_passes_every_check() {
     }
     let run = test_fixture("good", "good");
     assert_eq!(run.code, Some(0), "{}", run.stderr);
-    for check in ["exposed port", "healthcheck", "entrypoint", "user", "labels", "no secrets", "open-webui",
-                  "python caches", "apt caches", "start", "/health", "docker health", "/api/version", "ui",
-                  "sign-up", "clean stop", "data survives"] {
+    for check in [
+        "exposed port",
+        "healthcheck",
+        "entrypoint",
+        "user",
+        "labels",
+        "no secrets",
+        "open-webui",
+        "python caches",
+        "apt caches",
+        "start",
+        "/health",
+        "docker health",
+        "/api/version",
+        "ui",
+        "sign-up",
+        "clean stop",
+        "data survives",
+    ] {
         assert_eq!(run.result(check), "pass", "{check}: {}", run.stderr);
     }
     // What the fixture does not promise is reported as skipped, not passed.
@@ -101,7 +147,11 @@ fn a_missing_healthcheck_fails_both_health_checks() {
     let run = test_fixture("nohc", "no-healthcheck");
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_eq!(run.failed(), ["healthcheck", "docker health"], "{}", run.stderr);
-    assert!(run.stderr.contains("seen:     no health status: the image has no HEALTHCHECK"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("seen:     no health status: the image has no HEALTHCHECK"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -114,7 +164,11 @@ fn a_server_that_never_answers_fails_health_and_shows_its_log() {
     assert_eq!(run.failed(), ["/health"], "{}", run.stderr);
     assert_eq!(run.result("data survives"), "skip");
     assert!(run.stderr.contains("expected: {\"status\":true} within 5s"), "{}", run.stderr);
-    assert!(run.stderr.contains("| fake Open WebUI on port 8080"), "the log tail is shown: {}", run.stderr);
+    assert!(
+        run.stderr.contains("| fake Open WebUI on port 8080"),
+        "the log tail is shown: {}",
+        run.stderr
+    );
     let last = run.stderr.trim().lines().last().unwrap();
     assert!(last.starts_with("error: 1 of ") && last.contains("silent /health"), "{last}");
 }
@@ -138,7 +192,11 @@ fn a_secret_in_an_env_fails_the_secret_check_without_showing_it() {
     let run = test_fixture("secret", "secret-env");
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_eq!(run.failed(), ["no secrets"], "{}", run.stderr);
-    assert!(run.stderr.contains("ENV SERVICE_PASSWORD: SERVICE_PASSWORD has a value"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("ENV SERVICE_PASSWORD: SERVICE_PASSWORD has a value"),
+        "{}",
+        run.stderr
+    );
     let everything = format!("{}{:?}", run.stderr, run.checks);
     assert!(!everything.contains("hunter2"), "the value itself must not be shown");
 }
@@ -163,12 +221,18 @@ fn ctrl_c_while_waiting_for_health_leaves_nothing_behind() {
     // Wait until the server container exists: the xtask is then polling /health.
     let started = Instant::now();
     let container = format!("{prefix}-{}-silent-1", child.id());
-    while !text(&docker(&["ps", "--quiet", "--filter", &format!("name={container}")]).stdout).contains(char::is_alphanumeric) {
+    while !text(&docker(&["ps", "--quiet", "--filter", &format!("name={container}")]).stdout)
+        .contains(char::is_alphanumeric)
+    {
         assert!(started.elapsed() < Duration::from_secs(60), "the container never started");
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(leftovers(&prefix).len(), 2, "a container and its volume exist before the interrupt");
+    assert_eq!(
+        leftovers(&prefix).len(),
+        2,
+        "a container and its volume exist before the interrupt"
+    );
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let status = child.wait().unwrap();

@@ -17,7 +17,8 @@ use crate::http::{self, Request};
 /// Each HTTP request's own timeout; the health wait polls within its longer one.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The checks that follow a started container, skipped when it never becomes healthy.
-const AFTER_HEALTH: [&str; 6] = ["docker health", "/api/version", "ui", "cpu fallback", "sign-up", "clean stop"];
+const AFTER_HEALTH: [&str; 6] =
+    ["docker health", "/api/version", "ui", "cpu fallback", "sign-up", "clean stop"];
 
 pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
     let name = subject.name;
@@ -25,13 +26,14 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
     let test = &target.test;
     let no_log = || None;
 
-    let volume = match Volume::create(sh, &format!("{}-{name}-data", subject.run_id), &subject.labels()) {
-        Ok(volume) => volume,
-        Err(error) => {
-            recorder.check(name, "start", no_log, || Err(error.into()));
-            return skip(recorder, name, &["/health", "data survives"], "no volume");
-        }
-    };
+    let volume =
+        match Volume::create(sh, &format!("{}-{name}-data", subject.run_id), &subject.labels()) {
+            Ok(volume) => volume,
+            Err(error) => {
+                recorder.check(name, "start", no_log, || Err(error.into()));
+                return skip(recorder, name, &["/health", "data survives"], "no volume");
+            }
+        };
     let path = test.volume.as_deref().unwrap_or(&target.data_dir);
     let nocopy = if test.empty_volume { ",volume-nocopy" } else { "" };
     let options = RunOptions {
@@ -44,12 +46,21 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
 
     let mut first = None;
     let started = recorder.check(name, "start", no_log, || {
-        let container = Container::start(sh, &format!("{}-{name}-1", subject.run_id), &subject.image, &options)?;
+        let container = Container::start(
+            sh,
+            &format!("{}-{name}-1", subject.run_id),
+            &subject.image,
+            &options,
+        )?;
         let bindings = container.port_bindings(target.port)?;
         first = Some(container);
         let what = if test.empty_volume { "an empty volume" } else { "a new volume" };
         match bindings.iter().all(|b| b.starts_with("127.0.0.1:")) {
-            true => Ok(format!("{} on {what} at {path}, port on {}", subject.run_id, bindings.join(" "))),
+            true => Ok(format!(
+                "{} on {what} at {path}, port on {}",
+                subject.run_id,
+                bindings.join(" ")
+            )),
             false => Err(fail("the port published on 127.0.0.1 only", bindings.join(" "))),
         }
     });
@@ -66,7 +77,9 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
     };
 
     let deadline = Instant::now() + subject.health_timeout;
-    if !recorder.check(name, "/health", log, || wait_for_health(&first, addr, subject.health_timeout)) {
+    if !recorder
+        .check(name, "/health", log, || wait_for_health(&first, addr, subject.health_timeout))
+    {
         skip(recorder, name, &AFTER_HEALTH, "/health never answered");
         return skip(recorder, name, &["data survives"], "/health never answered");
     }
@@ -76,7 +89,10 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
         let version: Value = serde_json::from_str(&response.body).unwrap_or_default();
         match version["version"].as_str() {
             Some(v) if v == subject.version => Ok(format!("{{\"version\":\"{v}\"}}")),
-            _ => Err(fail(format!("{{\"version\":\"{}\"}}", subject.version), format!("{} {}", response.status, response.body))),
+            _ => Err(fail(
+                format!("{{\"version\":\"{}\"}}", subject.version),
+                format!("{} {}", response.status, response.body),
+            )),
         }
     });
     recorder.check(name, "ui", log, || {
@@ -84,7 +100,10 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
         let html = response.body.to_ascii_lowercase().contains("<html");
         match (response.status, html) {
             (200, true) => Ok(format!("/ serves {} bytes of HTML", response.body.len())),
-            (status, _) => Err(fail("200 with an HTML page", format!("{status}, {} bytes, HTML: {html}", response.body.len()))),
+            (status, _) => Err(fail(
+                "200 with an HTML page",
+                format!("{status}, {} bytes, HTML: {html}", response.body.len()),
+            )),
         }
     });
     if test.cpu_fallback {
@@ -109,16 +128,29 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
     };
     let mut second = None;
     let mut survived = || -> CheckResult {
-        let container = second.insert(Container::start(sh, &format!("{}-{name}-2", subject.run_id), &subject.image, &options)?);
+        let container = second.insert(Container::start(
+            sh,
+            &format!("{}-{name}-2", subject.run_id),
+            &subject.image,
+            &options,
+        )?);
         let addr = container.published(target.port)?;
         wait_for_health(container, addr, subject.health_timeout)?;
-        let request = Request { method: "GET", path: "/api/v1/auths/", bearer: Some(&user.token), json: None };
+        let request = Request {
+            method: "GET",
+            path: "/api/v1/auths/",
+            bearer: Some(&user.token),
+            json: None,
+        };
         let response = http::request(addr, &request, REQUEST_TIMEOUT)?;
         let seen: Value = serde_json::from_str(&response.body).unwrap_or_default();
         if response.status == 200 && seen["id"].as_str() == Some(&user.id) {
             Ok(format!("a new container on the volume accepts user {}'s token", user.id))
         } else {
-            Err(fail(format!("200 and user {} for the token from before", user.id), format!("{} {}", response.status, first_line(&response.body))))
+            Err(fail(
+                format!("200 and user {} for the token from before", user.id),
+                format!("{} {}", response.status, first_line(&response.body)),
+            ))
         }
     };
     let started = Instant::now();
@@ -141,7 +173,10 @@ fn first_line(text: &str) -> &str {
 fn wait_for_health(container: &Container, addr: SocketAddr, timeout: Duration) -> CheckResult {
     match container.wait_for_health(addr, timeout) {
         Ok(waited) => Ok(format!("{{\"status\":true}} after {:.1}s", waited.as_secs_f64())),
-        Err(error) => Err(fail(format!("{{\"status\":true}} within {}s", timeout.as_secs()), format!("{error:#}"))),
+        Err(error) => Err(fail(
+            format!("{{\"status\":true}} within {}s", timeout.as_secs()),
+            format!("{error:#}"),
+        )),
     }
 }
 
@@ -150,11 +185,21 @@ fn wait_for_docker_health(container: &Container, deadline: Instant) -> CheckResu
     loop {
         let status = container.health_status()?;
         match status.as_str() {
-            "healthy" => return Ok(format!("healthy after {:.1}s more", started.elapsed().as_secs_f64())),
-            "" => return Err(fail("Docker's health status healthy", "no health status: the image has no HEALTHCHECK")),
+            "healthy" => {
+                return Ok(format!("healthy after {:.1}s more", started.elapsed().as_secs_f64()))
+            }
+            "" => {
+                return Err(fail(
+                    "Docker's health status healthy",
+                    "no health status: the image has no HEALTHCHECK",
+                ))
+            }
             "unhealthy" => return Err(fail("Docker's health status healthy", "unhealthy")),
             _ if Instant::now() > deadline => {
-                return Err(fail("Docker's health status healthy within the health timeout", status));
+                return Err(fail(
+                    "Docker's health status healthy within the health timeout",
+                    status,
+                ));
             }
             _ => std::thread::sleep(Duration::from_millis(500)),
         }
@@ -164,12 +209,16 @@ fn wait_for_docker_health(container: &Container, deadline: Instant) -> CheckResu
 /// Without a GPU, torch must find no CUDA device and the server must go on serving.
 fn cpu_fallback(sh: &Shell, container: &Container, addr: SocketAddr) -> CheckResult {
     let probe = "import torch; print(torch.cuda.is_available())";
-    let seen = CommandLine::docker().args(["exec", &container.name, "python3", "-c", probe]).read(sh)?;
+    let seen =
+        CommandLine::docker().args(["exec", &container.name, "python3", "-c", probe]).read(sh)?;
     let health = http::get(addr, "/health", REQUEST_TIMEOUT)?;
     if seen.lines().last() == Some("False") && health.status == 200 {
         Ok("no GPU given: torch sees none, the server runs on CPU".to_string())
     } else {
-        Err(fail("torch.cuda.is_available() False and /health 200", format!("{seen}, /health {}", health.status)))
+        Err(fail(
+            "torch.cuda.is_available() False and /health 200",
+            format!("{seen}, /health {}", health.status),
+        ))
     }
 }
 
@@ -181,14 +230,22 @@ struct User {
 /// Signs the first user up through Open WebUI's API; the password is random per run.
 fn sign_up(addr: SocketAddr) -> Result<User, Failure> {
     let password = random_hex(16)?;
-    let body = json!({"name": "xtask test", "email": "xtask-test@example.com", "password": password}).to_string();
-    let request = Request { method: "POST", path: "/api/v1/auths/signup", bearer: None, json: Some(&body) };
+    let body =
+        json!({"name": "xtask test", "email": "xtask-test@example.com", "password": password})
+            .to_string();
+    let request =
+        Request { method: "POST", path: "/api/v1/auths/signup", bearer: None, json: Some(&body) };
     let response = http::request(addr, &request, REQUEST_TIMEOUT)?;
     let seen: Value = serde_json::from_str(&response.body).unwrap_or_default();
     match (response.status, seen["id"].as_str(), seen["token"].as_str()) {
-        (200, Some(id), Some(token)) if !token.is_empty() => Ok(User { id: id.to_string(), token: token.to_string() }),
+        (200, Some(id), Some(token)) if !token.is_empty() => {
+            Ok(User { id: id.to_string(), token: token.to_string() })
+        }
         // The body can hold a token; show only its start.
-        (status, ..) => Err(fail("200 with the new user's id and token", format!("{status} {}", first_line(&response.body).get(..80).unwrap_or("")))),
+        (status, ..) => Err(fail(
+            "200 with the new user's id and token",
+            format!("{status} {}", first_line(&response.body).get(..80).unwrap_or("")),
+        )),
     }
 }
 
@@ -211,7 +268,9 @@ fn clean_stop(sh: &Shell, container: &Container, timeout: Duration) -> CheckResu
     eprintln!("$ {command}");
     command.read(sh)?;
     let took = started.elapsed();
-    let code = CommandLine::docker().args(["inspect", "--format", "{{.State.ExitCode}}", &container.name]).read(sh)?;
+    let code = CommandLine::docker()
+        .args(["inspect", "--format", "{{.State.ExitCode}}", &container.name])
+        .read(sh)?;
     let expected = format!("exit code 0 within {}s of SIGTERM", timeout.as_secs());
     if code != "0" {
         Err(fail(expected, format!("exit code {code} after {:.1}s", took.as_secs_f64())))
@@ -228,6 +287,9 @@ mod tests {
 
     #[test]
     fn stop_gives_the_grace_period() {
-        assert_eq!(stop_command("c1", Duration::from_secs(30)).to_string(), "docker stop --timeout 30 c1");
+        assert_eq!(
+            stop_command("c1", Duration::from_secs(30)).to_string(),
+            "docker stop --timeout 30 c1"
+        );
     }
 }

@@ -122,14 +122,27 @@ pub struct Recorder {
 
 impl Recorder {
     /// Runs one check; `log` gives the container's log when the check fails.
-    pub fn check(&mut self, target: &str, check: &'static str, log: impl FnOnce() -> Option<String>, run: impl FnOnce() -> CheckResult) -> bool {
+    pub fn check(
+        &mut self,
+        target: &str,
+        check: &'static str,
+        log: impl FnOnce() -> Option<String>,
+        run: impl FnOnce() -> CheckResult,
+    ) -> bool {
         let started = Instant::now();
         let result = run();
         self.record(target, check, started, result, log)
     }
 
     /// Records a check that ran from `started` until now.
-    pub fn record(&mut self, target: &str, check: &'static str, started: Instant, result: CheckResult, log: impl FnOnce() -> Option<String>) -> bool {
+    pub fn record(
+        &mut self,
+        target: &str,
+        check: &'static str,
+        started: Instant,
+        result: CheckResult,
+        log: impl FnOnce() -> Option<String>,
+    ) -> bool {
         let seconds = started.elapsed().as_secs_f64();
         let passed = result.is_ok();
         let outcome = match result {
@@ -158,20 +171,28 @@ impl Recorder {
     pub fn skip(&mut self, target: &str, check: &'static str, reason: impl Into<String>) {
         let reason = reason.into();
         eprintln!("-- {target}: {check}: skipped, {reason}");
-        self.checks.push(Check { target: target.to_string(), check, outcome: Outcome::Skip { reason }, seconds: 0.0 });
+        self.checks.push(Check {
+            target: target.to_string(),
+            check,
+            outcome: Outcome::Skip { reason },
+            seconds: 0.0,
+        });
     }
 }
 
 pub fn run(repo: &Repo, args: Args) -> Result<()> {
     let config = Config::load(&repo.targets_file)?;
-    let names = if args.targets.is_empty() { vec!["default".to_string()] } else { args.targets.clone() };
+    let names =
+        if args.targets.is_empty() { vec!["default".to_string()] } else { args.targets.clone() };
     for name in &names {
         config.target(name)?;
     }
     if args.image.is_some() && names.len() != 1 {
         bail!("--image tests one image: give exactly one target whose expectations apply");
     }
-    if args.name_prefix.is_empty() || !args.name_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+    if args.name_prefix.is_empty()
+        || !args.name_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
         bail!("--name-prefix {:?}: use letters, digits and '-'", args.name_prefix);
     }
     docker::ensure_engine(&repo.sh)?;
@@ -181,11 +202,13 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
     let run_id = format!("{}-{}", args.name_prefix, std::process::id());
     for name in &names {
         let target = config.target(name)?;
-        let image = args.image.clone().unwrap_or_else(|| target.tags(repository, version)[0].clone());
+        let image =
+            args.image.clone().unwrap_or_else(|| target.tags(repository, version)[0].clone());
         if !CommandLine::docker().args(["image", "inspect", &image]).succeeds(&repo.sh) {
             bail!("no local image {image}: build it with `cargo xtask build {name}`, or give --image REF");
         }
-        let timeout = args.health_timeout.or(target.test.health_timeout).unwrap_or(DEFAULT_HEALTH_TIMEOUT);
+        let timeout =
+            args.health_timeout.or(target.test.health_timeout).unwrap_or(DEFAULT_HEALTH_TIMEOUT);
         subjects.push(Subject {
             name,
             target,
@@ -219,7 +242,12 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
         .map(|c| format!("{} {}", c.target, c.check))
         .collect();
     if !failed.is_empty() {
-        bail!("{} of {} checks failed: {} (each failure is explained above)", failed.len(), checks.len(), failed.join(", "));
+        bail!(
+            "{} of {} checks failed: {} (each failure is explained above)",
+            failed.len(),
+            checks.len(),
+            failed.join(", ")
+        );
     }
     Ok(())
 }
@@ -229,7 +257,9 @@ fn print_table(checks: &[Check]) {
     for c in checks {
         let (result, detail) = match &c.outcome {
             Outcome::Pass { detail } => ("pass", detail.clone()),
-            Outcome::Fail { seen, .. } => ("FAIL", seen.lines().next().unwrap_or_default().to_string()),
+            Outcome::Fail { seen, .. } => {
+                ("FAIL", seen.lines().next().unwrap_or_default().to_string())
+            }
             Outcome::Skip { reason } => ("skip", reason.clone()),
         };
         println!("{:<10} {:<16} {:<6} {:>6.1}s  {detail}", c.target, c.check, result, c.seconds);

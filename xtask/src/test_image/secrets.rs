@@ -4,8 +4,16 @@
 
 /// Words that make a variable's name secret-looking.
 const SECRET_WORDS: [&str; 10] = [
-    "SECRET", "TOKEN", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "PRIVATE_KEY", "ACCESS_KEY",
-    "CREDENTIAL", "AUTH_KEY",
+    "SECRET",
+    "TOKEN",
+    "PASSWORD",
+    "PASSWD",
+    "API_KEY",
+    "APIKEY",
+    "PRIVATE_KEY",
+    "ACCESS_KEY",
+    "CREDENTIAL",
+    "AUTH_KEY",
 ];
 /// Names that point at where a secret lives instead of holding it.
 const REFERENCE_SUFFIXES: [&str; 3] = ["_FILE", "_PATH", "_DIR"];
@@ -46,7 +54,10 @@ pub fn scan_text(place: &str, text: &str) -> Vec<Finding> {
     }
     for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')) {
         let token = TOKEN_PREFIXES.iter().find(|prefix| {
-            word.strip_prefix(**prefix).is_some_and(|rest| rest.len() >= 16 && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            word.strip_prefix(**prefix).is_some_and(|rest| {
+                rest.len() >= 16
+                    && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
         });
         if let Some(prefix) = token {
             found(format!("a token of the {prefix}… format"));
@@ -69,7 +80,11 @@ pub fn scan_command(place: &str, command: &str) -> Vec<Finding> {
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if identifier {
             // scan_text already saw the value as part of the command.
-            findings.extend(scan_assignment(place, name, value).into_iter().filter(|f| f.why.contains(" has a value ")));
+            findings.extend(
+                scan_assignment(place, name, value)
+                    .into_iter()
+                    .filter(|f| f.why.contains(" has a value ")),
+            );
         }
     }
     findings
@@ -101,7 +116,13 @@ mod tests {
     #[test]
     fn secret_names_with_values_are_found_without_the_value() {
         let findings = scan_assignment("ENV", "SERVICE_PASSWORD", "hunter2-not-real");
-        assert_eq!(findings, [Finding { place: "ENV".into(), why: "SERVICE_PASSWORD has a value (16 characters, not shown)".into() }]);
+        assert_eq!(
+            findings,
+            [Finding {
+                place: "ENV".into(),
+                why: "SERVICE_PASSWORD has a value (16 characters, not shown)".into()
+            }]
+        );
         assert!(!format!("{findings:?}").contains("hunter2"));
         assert_eq!(scan_assignment("ENV", "webui_secret_key", "x").len(), 1);
     }
@@ -122,11 +143,15 @@ mod tests {
 
     #[test]
     fn token_formats_pem_and_url_passwords_are_found_anywhere() {
-        for text in [fake("ghp_"), fake("hf_"), fake("sk-"), format!("AKIA{}", "ABCDEFGH23456789")] {
+        for text in [fake("ghp_"), fake("hf_"), fake("sk-"), format!("AKIA{}", "ABCDEFGH23456789")]
+        {
             assert_eq!(scan_text("label x", &format!("note {text} end")).len(), 1, "{text}");
         }
         assert_eq!(scan_text("h", "printf '-----BEGIN CERTIFICATE-----' > ca.pem").len(), 1);
-        assert_eq!(scan_text("h", "pip install --index-url https://me:pw@host.invalid/simple x").len(), 1);
+        assert_eq!(
+            scan_text("h", "pip install --index-url https://me:pw@host.invalid/simple x").len(),
+            1
+        );
         assert_eq!(scan_text("h", "pip install --index-url https://host.invalid/simple x"), []);
         assert_eq!(scan_text("h", "sk-short hf_abc task-runner"), []);
     }

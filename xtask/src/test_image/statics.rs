@@ -29,7 +29,8 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
     recorder.check(name, "user", no_log, || config(user));
     recorder.check(name, "labels", no_log, || config(labels));
     recorder.check(name, "no secrets", no_log, || {
-        let image = inspected.as_ref().map_err(|e| fail("docker image inspect to answer", e.clone()))?;
+        let image =
+            inspected.as_ref().map_err(|e| fail("docker image inspect to answer", e.clone()))?;
         no_secrets(image, &history(sh, &subject.image)?)
     });
 
@@ -38,9 +39,15 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
         let probe = probe(sh, subject)?;
         let found = &probe["open_webui"];
         let result = match (found["version"].as_str(), found["error"].as_str()) {
-            (Some(v), _) if v == subject.version => Ok(format!("{v} importable by {}", probe["python"].as_str().unwrap_or("python3"))),
-            (Some(v), _) => Err(fail(format!("Open WebUI {}", subject.version), format!("Open WebUI {v}"))),
-            (None, error) => Err(fail("`import open_webui` to work", error.unwrap_or("no report").to_string())),
+            (Some(v), _) if v == subject.version => {
+                Ok(format!("{v} importable by {}", probe["python"].as_str().unwrap_or("python3")))
+            }
+            (Some(v), _) => {
+                Err(fail(format!("Open WebUI {}", subject.version), format!("Open WebUI {v}")))
+            }
+            (None, error) => {
+                Err(fail("`import open_webui` to work", error.unwrap_or("no report").to_string()))
+            }
         };
         facts = Some(probe);
         result
@@ -51,9 +58,17 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
         }
         return;
     };
-    recorder.check(name, "python caches", no_log, || nothing_found(&facts["python_caches"], "no pip or uv cache"));
-    recorder.check(name, "apt caches", no_log, || nothing_found(&facts["apt"], "no apt lists or package caches"));
-    let index = inspected.as_ref().ok().and_then(|i| i["Config"]["Labels"][LABEL_TORCH_INDEX].as_str()).unwrap_or("");
+    recorder.check(name, "python caches", no_log, || {
+        nothing_found(&facts["python_caches"], "no pip or uv cache")
+    });
+    recorder.check(name, "apt caches", no_log, || {
+        nothing_found(&facts["apt"], "no apt lists or package caches")
+    });
+    let index = inspected
+        .as_ref()
+        .ok()
+        .and_then(|i| i["Config"]["Labels"][LABEL_TORCH_INDEX].as_str())
+        .unwrap_or("");
     match subject.target.test.torch {
         None => recorder.skip(name, "torch", "the targets file expects no particular torch"),
         Some(TorchBuild::Cpu) if !is_cpu_index(index) => recorder.skip(
@@ -68,29 +83,48 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
     match &subject.target.test.baked_model {
         None => recorder.skip(name, "baked model", "the target bakes no model"),
         Some(path) => {
-            recorder.check(name, "baked model", no_log, || match facts["baked_model"].as_object() {
-                Some(model) => Ok(format!("{path}: {} files, {}", model["files"], human_bytes(model["bytes"].as_u64().unwrap_or(0)))),
-                None => Err(fail(format!("model files in {path}"), "no files there")),
+            recorder.check(name, "baked model", no_log, || {
+                match facts["baked_model"].as_object() {
+                    Some(model) => Ok(format!(
+                        "{path}: {} files, {}",
+                        model["files"],
+                        human_bytes(model["bytes"].as_u64().unwrap_or(0))
+                    )),
+                    None => Err(fail(format!("model files in {path}"), "no files there")),
+                }
             });
         }
     }
 }
 
 fn inspect(sh: &Shell, image: &str) -> Result<Value, String> {
-    let text = CommandLine::docker().args(["image", "inspect", "--format", "{{json .}}", image]).read(sh);
+    let text =
+        CommandLine::docker().args(["image", "inspect", "--format", "{{json .}}", image]).read(sh);
     let text = text.map_err(|e| format!("{e:#}"))?;
     serde_json::from_str(&text).map_err(|e| format!("cannot read docker's answer: {e}"))
 }
 
 fn history(sh: &Shell, image: &str) -> anyhow::Result<Vec<String>> {
-    let text = CommandLine::docker().args(["history", "--no-trunc", "--format", "{{.CreatedBy}}", image]).read(sh)?;
+    let text = CommandLine::docker()
+        .args(["history", "--no-trunc", "--format", "{{.CreatedBy}}", image])
+        .read(sh)?;
     Ok(text.lines().map(str::to_string).collect())
 }
 
 /// The command that runs the probe in the image, as root and without network.
 pub fn probe_command(subject: &Subject) -> CommandLine {
     let mut command = CommandLine::docker()
-        .args(["run", "--rm", "--network", "none", "--user", "0:0", "--entrypoint", "python3", "--name"])
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--user",
+            "0:0",
+            "--entrypoint",
+            "python3",
+            "--name",
+        ])
         .arg(format!("{}-{}-probe", subject.run_id, subject.name));
     for label in subject.labels() {
         command = command.arg("--label").arg(label);
@@ -104,12 +138,14 @@ pub fn probe_command(subject: &Subject) -> CommandLine {
 fn probe(sh: &Shell, subject: &Subject) -> Result<Value, super::Failure> {
     let out = probe_command(subject).read(sh)?;
     let last = out.lines().last().unwrap_or_default();
-    serde_json::from_str(last).map_err(|e| fail("a JSON report from the probe", format!("{e}: {out}")))
+    serde_json::from_str(last)
+        .map_err(|e| fail("a JSON report from the probe", format!("{e}: {out}")))
 }
 
 pub fn exposed_port(subject: &Subject, image: &Value) -> CheckResult {
     let want = format!("{}/tcp", subject.target.port);
-    let ports: Vec<&String> = image["Config"]["ExposedPorts"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
+    let ports: Vec<&String> =
+        image["Config"]["ExposedPorts"].as_object().map(|m| m.keys().collect()).unwrap_or_default();
     if ports.iter().any(|p| **p == want) {
         Ok(want)
     } else {
@@ -135,7 +171,10 @@ pub fn entrypoint(subject: &Subject, image: &Value) -> CheckResult {
         .unwrap_or_default();
     let want = &subject.target.test.entrypoint;
     if seen.is_empty() {
-        Err(fail(if want.is_empty() { "an entrypoint".to_string() } else { format!("{want:?}") }, "none"))
+        Err(fail(
+            if want.is_empty() { "an entrypoint".to_string() } else { format!("{want:?}") },
+            "none",
+        ))
     } else if !want.is_empty() && seen != *want {
         Err(fail(format!("{want:?}"), format!("{seen:?}")))
     } else {
@@ -173,7 +212,11 @@ pub fn labels(subject: &Subject, image: &Value) -> CheckResult {
         want(&format!("org.opencontainers.image.{key}"), None);
     }
     if wrong.is_empty() {
-        Ok(format!("OCI labels of {} at {}", get("org.opencontainers.image.version"), short(get("org.opencontainers.image.revision"))))
+        Ok(format!(
+            "OCI labels of {} at {}",
+            get("org.opencontainers.image.version"),
+            short(get("org.opencontainers.image.revision"))
+        ))
     } else {
         Err(fail("the OCI labels and the target label of the build", wrong.join("; ")))
     }
@@ -192,7 +235,11 @@ pub fn no_secrets(image: &Value, history: &[String]) -> CheckResult {
     }
     if let Some(labels) = image["Config"]["Labels"].as_object() {
         for (key, value) in labels {
-            findings.extend(secrets::scan_assignment(&format!("LABEL {key}"), key, value.as_str().unwrap_or("")));
+            findings.extend(secrets::scan_assignment(
+                &format!("LABEL {key}"),
+                key,
+                value.as_str().unwrap_or(""),
+            ));
         }
     }
     // `docker history` lists the newest step first; people count from the first.
@@ -202,7 +249,8 @@ pub fn no_secrets(image: &Value, history: &[String]) -> CheckResult {
     if findings.is_empty() {
         Ok(format!("{} env entries, the labels and {} history steps", env.len(), history.len()))
     } else {
-        let seen: Vec<String> = findings.iter().map(|f| format!("{}: {}", f.place, f.why)).collect();
+        let seen: Vec<String> =
+            findings.iter().map(|f| format!("{}: {}", f.place, f.why)).collect();
         Err(fail("no secret-looking values in the env, labels or history", seen.join("; ")))
     }
 }
@@ -214,7 +262,14 @@ fn nothing_found(found: &Value, what: &str) -> CheckResult {
     }
     let seen: Vec<String> = found
         .iter()
-        .map(|f| format!("{} ({} files, {})", f["path"].as_str().unwrap_or("?"), f["files"], human_bytes(f["bytes"].as_u64().unwrap_or(0))))
+        .map(|f| {
+            format!(
+                "{} ({} files, {})",
+                f["path"].as_str().unwrap_or("?"),
+                f["files"],
+                human_bytes(f["bytes"].as_u64().unwrap_or(0))
+            )
+        })
         .collect();
     Err(fail(what, seen.join(", ")))
 }
@@ -233,8 +288,12 @@ pub fn torch(build: TorchBuild, facts: &Value) -> CheckResult {
     match (build, cuda) {
         (TorchBuild::Cuda, Some(cuda)) => Ok(format!("torch {version}, CUDA {cuda}")),
         (TorchBuild::Cpu, None) => Ok(format!("torch {version}, CPU only")),
-        (TorchBuild::Cuda, None) => Err(fail("a CUDA build of torch", format!("torch {version}, CPU only"))),
-        (TorchBuild::Cpu, Some(cuda)) => Err(fail("a CPU-only torch", format!("torch {version}, CUDA {cuda}"))),
+        (TorchBuild::Cuda, None) => {
+            Err(fail("a CUDA build of torch", format!("torch {version}, CPU only")))
+        }
+        (TorchBuild::Cpu, Some(cuda)) => {
+            Err(fail("a CPU-only torch", format!("torch {version}, CUDA {cuda}")))
+        }
     }
 }
 
@@ -246,7 +305,8 @@ mod tests {
     use std::time::Duration;
 
     fn with_subject(name: &str, f: impl FnOnce(&Subject)) {
-        let path = camino::Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join("../dockerfiles/targets.toml");
+        let path =
+            camino::Utf8Path::new(env!("CARGO_MANIFEST_DIR")).join("../dockerfiles/targets.toml");
         let config = Config::load(&path).unwrap();
         let subject = Subject {
             name,
@@ -302,14 +362,27 @@ mod tests {
             image["Config"]["Labels"]["org.opencontainers.image.version"] = json!("0.1");
             image["Config"]["Env"] = json!(["SERVICE_PASSWORD=hunter2-not-real"]);
             let failure = exposed_port(s, &image).unwrap_err();
-            assert_eq!((failure.expected.as_str(), failure.seen.as_str()), ("EXPOSE 7500/tcp", "exposed: [\"8080/tcp\"]"));
+            assert_eq!(
+                (failure.expected.as_str(), failure.seen.as_str()),
+                ("EXPOSE 7500/tcp", "exposed: [\"8080/tcp\"]")
+            );
             assert_eq!(healthcheck(s, &image).unwrap_err().seen, "none");
             assert_eq!(entrypoint(s, &image).unwrap_err().seen, "[\"python3\"]");
             let failure = user(s, &image).unwrap_err();
-            assert_eq!((failure.expected.as_str(), failure.seen.as_str()), ("root (no USER)", "1000:0"));
-            assert!(labels(s, &image).unwrap_err().seen.contains("version=\"0.1\" (want \"0.12.4\")"));
+            assert_eq!(
+                (failure.expected.as_str(), failure.seen.as_str()),
+                ("root (no USER)", "1000:0")
+            );
+            assert!(labels(s, &image)
+                .unwrap_err()
+                .seen
+                .contains("version=\"0.1\" (want \"0.12.4\")"));
             let failure = no_secrets(&image, &[]).unwrap_err();
-            assert!(failure.seen.starts_with("ENV SERVICE_PASSWORD: SERVICE_PASSWORD has a value"), "{}", failure.seen);
+            assert!(
+                failure.seen.starts_with("ENV SERVICE_PASSWORD: SERVICE_PASSWORD has a value"),
+                "{}",
+                failure.seen
+            );
             assert!(!failure.seen.contains("hunter2"));
         });
     }
