@@ -15,7 +15,10 @@ use crate::docker::CommandLine;
 use crate::http::{self, Request};
 
 /// Each HTTP request's own timeout; the health wait polls within its longer one.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long Docker's health status may lag behind `/health`: a healthcheck marked
+/// unhealthy during a slow start needs one interval (30s in the Dockerfile) to recover.
+const HEALTH_STATUS_GRACE: Duration = Duration::from_secs(45);
 /// The checks that follow a started container, skipped when it never becomes healthy.
 const AFTER_HEALTH: [&str; 6] =
     ["docker health", "/api/version", "ui", "cpu fallback", "sign-up", "clean stop"];
@@ -182,6 +185,7 @@ fn wait_for_health(container: &Container, addr: SocketAddr, timeout: Duration) -
 
 fn wait_for_docker_health(container: &Container, deadline: Instant) -> CheckResult {
     let started = Instant::now();
+    let deadline = deadline.max(started + HEALTH_STATUS_GRACE);
     loop {
         let status = container.health_status()?;
         match status.as_str() {
@@ -189,17 +193,13 @@ fn wait_for_docker_health(container: &Container, deadline: Instant) -> CheckResu
                 return Ok(format!("healthy after {:.1}s more", started.elapsed().as_secs_f64()))
             }
             "" => {
-                return Err(fail(
-                    "Docker's health status healthy",
-                    "no health status: the image has no HEALTHCHECK",
-                ))
+                let seen = "no health status: the image has no HEALTHCHECK";
+                return Err(fail("Docker's health status healthy", seen));
             }
-            "unhealthy" => return Err(fail("Docker's health status healthy", "unhealthy")),
+            // `unhealthy` can be stale from before the server was up: wait it out too.
             _ if Instant::now() > deadline => {
-                return Err(fail(
-                    "Docker's health status healthy within the health timeout",
-                    status,
-                ));
+                let expected = "Docker's health status healthy within the health timeout";
+                return Err(fail(expected, format!("{status} at the deadline")));
             }
             _ => std::thread::sleep(Duration::from_millis(500)),
         }
