@@ -1,28 +1,26 @@
 //! `cargo xtask ci`: the repository's test command, the one `.ci/run` calls. It runs the
 //! Rust tests (Docker-backed ones included) and `cargo xtask lint`, then builds the real
-//! image of each given target and checks that a container of it starts and answers `/health`.
+//! image of each given target and runs `test-image` on it.
 
-use std::time::Duration;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{FromArgMatches, Parser};
 
 use crate::build;
 use crate::config::Config;
-use crate::container::{Container, RunOptions};
 use crate::docker::CommandLine;
 use crate::lint;
 use crate::repo::Repo;
+use crate::test_image;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Targets whose real image is built and started [default: vastai]
+    /// Targets whose real image is built and tested [default: vastai]
     pub targets: Vec<String>,
     /// Skip the Rust tests
     #[arg(long)]
     pub no_unit_tests: bool,
-    /// Seconds a container may take to answer /health
-    #[arg(long, default_value_t = 180)]
+    /// Seconds a container may take to become healthy
+    #[arg(long, default_value_t = 300)]
     pub health_timeout: u64,
     /// Extra `cargo xtask build` flags, e.g. --build-arg TORCH_INDEX= (repeatable)
     #[arg(long = "build-flag", value_name = "FLAG", allow_hyphen_values = true)]
@@ -45,31 +43,23 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
     let mut argv = vec!["build".to_string()];
     argv.extend(targets.iter().cloned());
     argv.extend(args.build_flags.iter().cloned());
-    build::run(repo, parse_subcommand::<build::Args>(&argv)?)?;
+    let build_args = parse_subcommand::<build::Args>(&argv)?;
+    let repository = build_args.repository.clone();
+    build::run(repo, build_args)?;
 
-    for name in &targets {
-        let target = config.target(name)?;
-        let image = &target.tags(&config.project.repository, config.version().unwrap_or_default())[0];
-        eprintln!("-- starting {image} and waiting for /health");
-        let container_name = format!("xtask-ci-{name}-{}", std::process::id());
-        // A fresh anonymous volume on the data directory, removed with the container.
-        let options = RunOptions {
-            port: Some(target.port),
-            volumes: vec![target.data_dir.clone()],
-            ..RunOptions::default()
-        };
-        let container = Container::start(&repo.sh, &container_name, image, &options)?;
-        let user = CommandLine::docker().args(["image", "inspect", "--format", "{{.Config.User}}", image]).read(&repo.sh)?;
-        if user != target.user {
-            bail!("{image} runs as user {user:?}, but the targets file says {:?}", target.user);
-        }
-        let addr = container.published(target.port)?;
-        let waited = container
-            .wait_for_health(addr, Duration::from_secs(args.health_timeout))
-            .with_context(|| format!("{image} did not become healthy; its log ends:\n{}", container.log_tail(30)))?;
-        eprintln!("-- {name}: /health answered {{\"status\":true}} after {:.1}s", waited.as_secs_f64());
-    }
-    Ok(())
+    // The images just built, checked the way their users run them.
+    test_image::run(
+        repo,
+        test_image::Args {
+            targets,
+            image: None,
+            repository,
+            format: test_image::Format::Human,
+            health_timeout: Some(args.health_timeout),
+            stop_timeout: 30,
+            name_prefix: "xtask-ci".to_string(),
+        },
+    )
 }
 
 /// Parses the flags of another subcommand, as if given on the command line.

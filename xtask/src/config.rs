@@ -80,11 +80,52 @@ pub struct Target {
     #[serde(default)]
     pub args: BTreeMap<String, String>,
 
-    // -- read by `cargo xtask matrix` for the workflow's image jobs (issue 7)
     /// Whether a hosted runner must free disk before building this target: the runners
     /// guarantee about 14 GB, and an image with CUDA torch needs more.
     #[serde(default)]
     pub free_runner_disk: bool,
+    /// What `cargo xtask test-image` expects of this target's image.
+    #[serde(default)]
+    pub test: TestSettings,
+}
+
+/// The `[targets.NAME.test]` table: expectations and set-up of `cargo xtask test-image`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSettings {
+    /// The entrypoint the image must declare; empty: any non-empty entrypoint.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    /// The torch build the image must carry; unset: not checked.
+    pub torch: Option<TorchBuild>,
+    /// A folder of the image that must hold a baked model; unset: the target bakes none.
+    pub baked_model: Option<String>,
+    /// Where the test mounts its fresh data volume [default: data_dir]; it must be
+    /// data_dir or a folder above it, or nothing could persist.
+    pub volume: Option<String>,
+    /// Mount that volume empty, as a host's disk is, instead of seeded with the image's
+    /// folder the way Docker seeds a new named volume.
+    #[serde(default)]
+    pub empty_volume: bool,
+    /// Extra environment of the test containers.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The container gets no GPU: torch must find none and the server run on CPU.
+    #[serde(default)]
+    pub cpu_fallback: bool,
+    /// Seconds until `/health` and Docker's health status must be good.
+    pub health_timeout: Option<u64>,
+}
+
+/// Which torch an image carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TorchBuild {
+    /// Built against CUDA (its NVIDIA libraries inside the image).
+    Cuda,
+    /// CPU only; checked only when the image's torch-index label names a CPU index,
+    /// since a build may override that index (CI does, where the CPU index is unreachable).
+    Cpu,
 }
 
 impl Config {
@@ -118,6 +159,19 @@ impl Config {
             }
             if target.port == 0 {
                 bail!("target {name}: port must be between 1 and 65535");
+            }
+            let test = &target.test;
+            for path in test.volume.iter().chain(&test.baked_model) {
+                if !path.starts_with('/') {
+                    bail!("target {name}: test path {path:?} must be absolute");
+                }
+            }
+            if let Some(volume) = &test.volume {
+                let data = target.data_dir.trim_end_matches('/');
+                let volume = volume.trim_end_matches('/');
+                if data != volume && !data.starts_with(&format!("{volume}/")) {
+                    bail!("target {name}: test volume {volume:?} must hold data_dir {data:?}");
+                }
             }
             if !target.tag_suffix.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
                 bail!("target {name}: tag_suffix {:?} is not valid in a tag", target.tag_suffix);
@@ -245,6 +299,22 @@ args = { TORCH_INDEX = "" }
         let text = GOOD.replace("[targets.gpu]", "[targets.GPU]");
         let error = format!("{:#}", parse(&text).unwrap_err());
         assert!(error.contains("\"GPU\" must be lowercase"), "{error}");
+    }
+
+    #[test]
+    fn test_table_parses_and_is_checked() {
+        let table = "[targets.gpu.test]\ntorch = \"cuda\"\nvolume = \"/\"\nempty_volume = true\n";
+        let config = parse(&format!("{GOOD}{table}")).unwrap();
+        let test = &config.targets["gpu"].test;
+        assert_eq!((test.torch, test.empty_volume), (Some(TorchBuild::Cuda), true));
+        assert!(config.targets["default"].test.torch.is_none());
+
+        let bad = format!("{GOOD}[targets.gpu.test]\ntorch = \"rocm\"\n");
+        let error = parse(&bad).unwrap_err().to_string();
+        assert!(error.contains(": unknown variant `rocm`"), "{error}");
+        let bad = format!("{GOOD}[targets.gpu.test]\nvolume = \"/elsewhere\"\n");
+        let error = format!("{:#}", parse(&bad).unwrap_err());
+        assert!(error.contains("test volume \"/elsewhere\" must hold data_dir \"/data\""), "{error}");
     }
 
     #[test]

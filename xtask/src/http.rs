@@ -1,5 +1,5 @@
-//! A minimal HTTP/1.1 GET over loopback, enough to ask a container whether it is up
-//! without pulling an HTTP client into the xtask's dependencies.
+//! A minimal HTTP/1.1 client over loopback, enough to ask a container whether it is up
+//! and to sign a user in, without pulling an HTTP client into the xtask's dependencies.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,10 +14,33 @@ pub struct Response {
 
 /// `GET path` from `addr`; `timeout` bounds the connect and each read and write.
 pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Response> {
+    request(addr, &Request { method: "GET", path, bearer: None, json: None }, timeout)
+}
+
+/// One request; the bearer token goes into a header only, never into an error.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub bearer: Option<&'a str>,
+    /// A JSON body, sent with its content type.
+    pub json: Option<&'a str>,
+}
+
+pub fn request(addr: SocketAddr, request: &Request, timeout: Duration) -> Result<Response> {
+    let Request { method, path, bearer, json } = request;
     let mut stream = TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("cannot connect to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n\r\n")?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: */*\r\n");
+    if let Some(token) = bearer {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    if let Some(body) = json {
+        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    head.push_str(json.unwrap_or_default());
+    stream.write_all(head.as_bytes()).with_context(|| format!("cannot send {method} {path} to {addr}"))?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).with_context(|| format!("no answer from {addr}{path}"))?;
     parse(&raw).with_context(|| format!("bad answer from {addr}{path}"))

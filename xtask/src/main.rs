@@ -16,6 +16,7 @@ mod lint;
 mod matrix;
 mod prune;
 mod repo;
+mod test_image;
 
 use std::process::ExitCode;
 
@@ -50,6 +51,8 @@ enum Command {
     ImageJob(image_job::Args),
     /// Free build cache, old images and containers, and clean a data directory's caches
     Prune(prune::Args),
+    /// Check that built images work: their config and files, then a container of each
+    TestImage(test_image::Args),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Matrix(args) => matrix::run(&repo, args),
         Command::ImageJob(args) => image_job::run(&repo, args),
         Command::Prune(args) => prune::run(&repo, args),
+        Command::TestImage(args) => test_image::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
