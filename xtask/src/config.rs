@@ -54,6 +54,28 @@ pub struct Target {
     /// Build arguments of this target, on top of the shared ones.
     #[serde(default)]
     pub args: BTreeMap<String, String>,
+
+    // Budgets that `cargo xtask size` holds the image to, written like "9 GB" or "12 GiB".
+    /// The most the image may weigh, uncompressed (as `docker image inspect` counts).
+    #[serde(default, deserialize_with = "size_budget")]
+    pub size_budget: Option<u64>,
+    /// The most waste it may carry: bytes of lower layers that a later layer deletes or
+    /// overwrites, which ship although no container can see them.
+    #[serde(default, deserialize_with = "waste_budget")]
+    pub waste_budget: Option<u64>,
+}
+
+fn size_budget<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    budget("size_budget", d)
+}
+
+fn waste_budget<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    budget("waste_budget", d)
+}
+
+fn budget<'de, D: serde::Deserializer<'de>>(key: &str, d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::size::bytes::parse(&text).map(Some).map_err(|e| serde::de::Error::custom(format!("{key}: {e}")))
 }
 
 impl Config {
@@ -214,6 +236,18 @@ args = { TORCH_INDEX = "" }
         let text = GOOD.replace("[targets.gpu]", "[targets.GPU]");
         let error = format!("{:#}", parse(&text).unwrap_err());
         assert!(error.contains("\"GPU\" must be lowercase"), "{error}");
+    }
+
+    #[test]
+    fn budgets_parse_and_nonsense_names_key_and_line() {
+        let text = GOOD.replace("tag_suffix = \"cuda\"", "tag_suffix = \"cuda\"\nsize_budget = \"12 GiB\"\nwaste_budget = \"800MB\"");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.targets["gpu"].size_budget, Some(12 << 30));
+        assert_eq!(config.targets["gpu"].waste_budget, Some(800_000_000));
+        assert_eq!(config.targets["default"].size_budget, None);
+        let error = parse(&text.replace("12 GiB", "12 parsecs")).unwrap_err().to_string();
+        assert!(error.starts_with("targets.toml:21: size_budget: \"12 parsecs\" is not a size"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
     }
 
     #[test]

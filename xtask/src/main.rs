@@ -12,6 +12,7 @@ mod dockerfile;
 mod doctor;
 mod http;
 mod repo;
+mod size;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,8 @@ enum Command {
     Doctor(doctor::Args),
     /// The test command: Rust tests, then the real image built and started
     Ci(ci::Args),
+    /// Measure images: layers, where the bytes are, waste, offenders, budgets, history
+    Size(size::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run(&repo, args),
         Command::Doctor(args) => doctor::run(&repo, args),
         Command::Ci(args) => ci::run(&repo, args),
+        Command::Size(args) => size::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
