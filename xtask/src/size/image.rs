@@ -22,12 +22,12 @@ use crate::docker::CommandLine;
 const SMALL_BLOB: u64 = 4 << 20;
 /// Each chunk is compressed on its own; at this size the lost context at chunk edges
 /// changes the total by far less than 0.1%.
-const CHUNK: usize = 4 << 20;
+const CHUNK: usize = 1 << 20;
 /// Big layers are sampled: their first chunks, then one chunk in every few, and the ratio
 /// found applies to the rest. Compressing every byte of an 8 GB image takes two cores
 /// several minutes, longer than `docker save` takes to stream it; the sample keeps up.
-const ALWAYS_COMPRESSED: usize = 16;
-const SAMPLE_EVERY: usize = 4;
+const ALWAYS_COMPRESSED: usize = 64;
+const SAMPLE_EVERY: usize = 2;
 /// gzip's header and trailer around each layer's deflate stream.
 const GZIP_FRAME: u64 = 18;
 /// The level registries see from `docker push` and BuildKit (gzip's default).
