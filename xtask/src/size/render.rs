@@ -287,7 +287,7 @@ pub fn chart(name: &str, r: &Report) -> String {
     let top = 56;
     let height = top + ROW * rows.len() as u64 + 16;
     let scale = rows.iter().map(|r| r.1).max().unwrap_or(1).max(1) as f64;
-    let bar_room = (WIDTH - LABEL - 100) as f64;
+    let bar_room = (WIDTH - LABEL - 140) as f64;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\" \
          font-family=\"sans-serif\" font-size=\"13\">\n\
