@@ -84,6 +84,14 @@ pub struct Target {
     /// guarantee about 14 GB, and an image with CUDA torch needs more.
     #[serde(default)]
     pub free_runner_disk: bool,
+    // Budgets that `cargo xtask size` holds the image to, written like "9 GB" or "12 GiB".
+    /// The most the image may weigh, uncompressed (as `docker image inspect` counts).
+    #[serde(default, deserialize_with = "size_budget")]
+    pub size_budget: Option<u64>,
+    /// The most waste it may carry: bytes of lower layers that a later layer deletes or
+    /// overwrites, which ship although no container can see them.
+    #[serde(default, deserialize_with = "waste_budget")]
+    pub waste_budget: Option<u64>,
     /// What `cargo xtask test-image` expects of this target's image.
     #[serde(default)]
     pub test: TestSettings,
@@ -126,6 +134,19 @@ pub enum TorchBuild {
     /// CPU only; checked only when the image's torch-index label names a CPU index,
     /// since a build may override that index (CI does, where the CPU index is unreachable).
     Cpu,
+}
+
+fn size_budget<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    budget("size_budget", d)
+}
+
+fn waste_budget<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    budget("waste_budget", d)
+}
+
+fn budget<'de, D: serde::Deserializer<'de>>(key: &str, d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::size::bytes::parse(&text).map(Some).map_err(|e| serde::de::Error::custom(format!("{key}: {e}")))
 }
 
 impl Config {
@@ -315,6 +336,18 @@ args = { TORCH_INDEX = "" }
         let bad = format!("{GOOD}[targets.gpu.test]\nvolume = \"/elsewhere\"\n");
         let error = format!("{:#}", parse(&bad).unwrap_err());
         assert!(error.contains("test volume \"/elsewhere\" must hold data_dir \"/data\""), "{error}");
+    }
+
+    #[test]
+    fn budgets_parse_and_nonsense_names_key_and_line() {
+        let text = GOOD.replace("tag_suffix = \"cuda\"", "tag_suffix = \"cuda\"\nsize_budget = \"12 GiB\"\nwaste_budget = \"800MB\"");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.targets["gpu"].size_budget, Some(12 << 30));
+        assert_eq!(config.targets["gpu"].waste_budget, Some(800_000_000));
+        assert_eq!(config.targets["default"].size_budget, None);
+        let error = parse(&text.replace("12 GiB", "12 parsecs")).unwrap_err().to_string();
+        assert!(error.starts_with("targets.toml:21: size_budget: \"12 parsecs\" is not a size"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
     }
 
     #[test]

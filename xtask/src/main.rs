@@ -17,6 +17,7 @@ mod matrix;
 mod prune;
 mod repo;
 mod test_image;
+mod size;
 
 use std::process::ExitCode;
 
@@ -53,6 +54,8 @@ enum Command {
     Prune(prune::Args),
     /// Check that built images work: their config and files, then a container of each
     TestImage(test_image::Args),
+    /// Measure images: layers, where the bytes are, waste, offenders, budgets, history
+    Size(size::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::ImageJob(args) => image_job::run(&repo, args),
         Command::Prune(args) => prune::run(&repo, args),
         Command::TestImage(args) => test_image::run(&repo, args),
+        Command::Size(args) => size::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,11 @@ use xshell::Shell;
 pub const TARGETS_FILE: &str = "dockerfiles/targets.toml";
 /// Where the xtask writes what it generates (bake files, summaries, reports).
 pub const OUT_DIR: &str = "target/xtask";
+/// Documentation kept in the repository, some of it generated.
+pub const DOCS_DIR: &str = "docs";
+/// `cargo xtask size --write`: the recorded sizes, and the page made from them (in DOCS_DIR).
+pub const SIZE_BASELINE: &str = "image-sizes.json";
+pub const SIZE_PAGE: &str = "image-sizes.md";
 
 /// The checkout this xtask belongs to, a shell whose working directory is its root, and
 /// the targets file and output folder this run uses.
