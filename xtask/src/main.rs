@@ -12,6 +12,7 @@ mod dockerfile;
 mod doctor;
 mod http;
 mod repo;
+mod vast_template;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,8 @@ enum Command {
     Doctor(doctor::Args),
     /// The test command: Rust tests, then the real image built and started
     Ci(ci::Args),
+    /// Print everything to paste into a Vast.ai template, read from the built image
+    VastTemplate(vast_template::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run(&repo, args),
         Command::Doctor(args) => doctor::run(&repo, args),
         Command::Ci(args) => ci::run(&repo, args),
+        Command::VastTemplate(args) => vast_template::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -373,3 +373,34 @@ fn a_bad_bundle_fails_the_build_with_a_clear_message() {
     }
     assert!(!docker(&["image", "inspect", &tag]).status.success(), "a failed build leaves no image");
 }
+
+#[test]
+fn vast_template_reads_the_image_and_the_targets_file() {
+    if !docker_or_skip("vast_template_reads_the_image_and_the_targets_file") {
+        return;
+    }
+    let (image, _images) = image_under_test();
+    let out = xtask(&["vast-template", "--image", &image, "--format", "json", "--model-space", "20"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let template: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let size = text(&docker(&["image", "inspect", "--format", "{{.Size}}", &image]).stdout);
+    let size: u64 = size.trim().parse().unwrap();
+    assert_eq!(template["image"], image.as_str());
+    assert_eq!(template["image_size_bytes"], size);
+    assert_eq!(template["docker_options"], "-p 7500:7500");
+    assert_eq!(template["on_start"], "/usr/local/bin/vastai-on-start");
+    let disk = template["disk_gb"].as_u64().unwrap();
+    assert!(disk * 1_000_000_000 >= size + 30_000_000_000 && disk % 5 == 0, "{disk} GB for {size} bytes");
+    // The on-start command it names exists in the image and is executable.
+    let probe = docker(&["run", "--rm", "--entrypoint", "test", &image, "-x", "/usr/local/bin/vastai-on-start"]);
+    assert!(probe.status.success());
+
+    // Another target's port, or an image that is not there: one line, non-zero.
+    for args in [vec!["vast-template", "default", "--image", image.as_str()], vec!["vast-template", "--image", "vastai-test-absent:none"]] {
+        let out = xtask(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: "), "{stderr}");
+    }
+}
