@@ -70,9 +70,15 @@ pub struct EnvEntry {
 pub fn run(repo: &Repo, args: Args) -> Result<()> {
     let config = Config::load(&repo.targets_file)?;
     let target = config.target(&args.target)?;
-    let repository = args.repository.as_deref().unwrap_or(&config.project.repository);
+    let repository = args
+        .repository
+        .as_deref()
+        .unwrap_or(&config.project.repository);
     let version = config.version().unwrap_or_default();
-    let image = args.image.clone().unwrap_or_else(|| target.tags(repository, version)[0].clone());
+    let image = args
+        .image
+        .clone()
+        .unwrap_or_else(|| target.tags(repository, version)[0].clone());
 
     docker::ensure_engine(&repo.sh)?;
     let inspect = inspect_command(&image).read(&repo.sh).map_err(|_| {
@@ -82,8 +88,16 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
             args.target
         )
     })?;
-    let facts = parse_inspect(&inspect).with_context(|| format!("cannot read `docker image inspect {image}`"))?;
-    let template = template(&args.target, target.port, &target.data_dir, &image, &facts, args.model_space)?;
+    let facts = parse_inspect(&inspect)
+        .with_context(|| format!("cannot read `docker image inspect {image}`"))?;
+    let template = template(
+        &args.target,
+        target.port,
+        &target.data_dir,
+        &image,
+        &facts,
+        args.model_space,
+    )?;
     match args.format.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&template)?),
         _ => print!("{}", render(&template)),
@@ -101,25 +115,29 @@ pub fn parse_inspect(json: &str) -> Result<ImageFacts> {
     let config = &value["Config"];
     let pairs = |field: &Value| -> Vec<(String, String)> {
         field.as_object().map_or_else(Vec::new, |map| {
-            map.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect()
+            map.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
         })
     };
-    let env = config["Env"]
-        .as_array()
-        .map_or_else(Vec::new, |entries| {
-            entries
-                .iter()
-                .filter_map(|e| e.as_str()?.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        });
-    let exposed_ports = config["ExposedPorts"].as_object().map_or_else(Vec::new, |m| m.keys().cloned().collect());
+    let env = config["Env"].as_array().map_or_else(Vec::new, |entries| {
+        entries
+            .iter()
+            .filter_map(|e| e.as_str()?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    });
+    let exposed_ports = config["ExposedPorts"]
+        .as_object()
+        .map_or_else(Vec::new, |m| m.keys().cloned().collect());
     Ok(ImageFacts {
         size_bytes: value["Size"].as_u64().context("no Size")?,
         exposed_ports,
         env,
         labels: pairs(&config["Labels"]),
-        has_entrypoint: config["Entrypoint"].as_array().is_some_and(|a| !a.is_empty()),
+        has_entrypoint: config["Entrypoint"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
     })
 }
 
@@ -132,8 +150,20 @@ pub fn template(
     facts: &ImageFacts,
     model_space_gb: u64,
 ) -> Result<Template> {
-    let label = |key: &str| facts.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-    let env = |key: &str| facts.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let label = |key: &str| {
+        facts
+            .labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let env = |key: &str| {
+        facts
+            .env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
     let Some(on_start) = label(LABEL_ON_START) else {
         bail!("image {image} has no {LABEL_ON_START} label: it is not a Vast.ai image (build the vastai target)");
     };
@@ -142,14 +172,21 @@ pub fn template(
             bail!("image {image} was built as target {built_as}, not {name}; pass the {built_as} target or another --image");
         }
     }
-    if !facts.exposed_ports.iter().any(|p| p == &format!("{port}/tcp")) {
+    if !facts
+        .exposed_ports
+        .iter()
+        .any(|p| p == &format!("{port}/tcp"))
+    {
         bail!(
             "image {image} exposes {:?}, but the targets file gives {name} port {port}; rebuild the image",
             facts.exposed_ports
         );
     }
     if env("PORT") != Some(&port.to_string()) {
-        bail!("image {image} sets PORT={}, but the targets file gives port {port}; rebuild the image", env("PORT").unwrap_or("nothing"));
+        bail!(
+            "image {image} sets PORT={}, but the targets file gives port {port}; rebuild the image",
+            env("PORT").unwrap_or("nothing")
+        );
     }
     if env("DATA_DIR") != Some(data_dir) {
         bail!(
@@ -179,7 +216,11 @@ pub fn template(
             purpose: "a script (path or URL) run once per instance before the services",
         },
     ];
-    let docker_options = ports.iter().map(|p| format!("-p {p}")).collect::<Vec<_>>().join(" ");
+    let docker_options = ports
+        .iter()
+        .map(|p| format!("-p {p}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     Ok(Template {
         image: image.to_string(),
         launch_mode: "entrypoint",
@@ -211,7 +252,10 @@ pub fn render(t: &Template) -> String {
     }
     out += "On-start script   none in ENTRYPOINT mode; in SSH or Jupyter mode:\n";
     out += &format!("  {}\n", t.on_start);
-    out += &format!("Disk space        {} GB (rounded up to 5 GB)\n  {}\n", t.disk_gb, t.disk_breakdown);
+    out += &format!(
+        "Disk space        {} GB (rounded up to 5 GB)\n  {}\n",
+        t.disk_gb, t.disk_breakdown
+    );
     out += &format!("Open WebUI        http://PUBLIC_IPADDR:VAST_TCP_PORT_{port} (the start-up log prints it)\n");
     out += "  the first account created becomes the admin; sign-in is always on\n";
     out
@@ -237,7 +281,9 @@ mod tests {
         let facts = facts();
         assert_eq!(facts.size_bytes, 7_370_000_000);
         assert_eq!(facts.exposed_ports, ["7500/tcp"]);
-        assert!(facts.env.contains(&("PORT".to_string(), "7500".to_string())));
+        assert!(facts
+            .env
+            .contains(&("PORT".to_string(), "7500".to_string())));
         assert!(facts.has_entrypoint);
     }
 
@@ -254,22 +300,54 @@ mod tests {
 
     #[test]
     fn disagreements_with_the_targets_file_are_errors() {
-        let error = template("vastai", 8080, "/workspace/open-webui", "r:t", &facts(), 40).unwrap_err();
-        assert!(error.to_string().contains("targets file gives vastai port 8080"), "{error}");
+        let error =
+            template("vastai", 8080, "/workspace/open-webui", "r:t", &facts(), 40).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("targets file gives vastai port 8080"),
+            "{error}"
+        );
         let error = template("vastai", 7500, "/data", "r:t", &facts(), 40).unwrap_err();
-        assert!(error.to_string().contains("targets file says /data"), "{error}");
-        let error = template("gpu", 7500, "/workspace/open-webui", "r:t", &facts(), 40).unwrap_err();
-        assert!(error.to_string().contains("built as target vastai, not gpu"), "{error}");
-        let plain = parse_inspect(&INSPECT.replace("dev.open-webui-images.vastai-on-start", "x")).unwrap();
-        let error = template("vastai", 7500, "/workspace/open-webui", "r:t", &plain, 40).unwrap_err();
+        assert!(
+            error.to_string().contains("targets file says /data"),
+            "{error}"
+        );
+        let error =
+            template("gpu", 7500, "/workspace/open-webui", "r:t", &facts(), 40).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("built as target vastai, not gpu"),
+            "{error}"
+        );
+        let plain =
+            parse_inspect(&INSPECT.replace("dev.open-webui-images.vastai-on-start", "x")).unwrap();
+        let error =
+            template("vastai", 7500, "/workspace/open-webui", "r:t", &plain, 40).unwrap_err();
         assert!(error.to_string().contains("not a Vast.ai image"), "{error}");
     }
 
     #[test]
     fn renders_every_field() {
-        let t = template("vastai", 7500, "/workspace/open-webui", "repo:0.1-vastai", &facts(), 40).unwrap();
+        let t = template(
+            "vastai",
+            7500,
+            "/workspace/open-webui",
+            "repo:0.1-vastai",
+            &facts(),
+            40,
+        )
+        .unwrap();
         let text = render(&t);
-        for needle in ["repo:0.1-vastai", "-p 7500:7500", "OLLAMA_PULL_MODELS=", "/usr/local/bin/vastai-on-start", "60 GB", "VAST_TCP_PORT_7500"] {
+        for needle in [
+            "repo:0.1-vastai",
+            "-p 7500:7500",
+            "OLLAMA_PULL_MODELS=",
+            "/usr/local/bin/vastai-on-start",
+            "60 GB",
+            "VAST_TCP_PORT_7500",
+        ] {
             assert!(text.contains(needle), "{needle}: {text}");
         }
         assert!(text.lines().all(|l| l.len() <= 110), "{text}");
