@@ -70,15 +70,9 @@ pub struct EnvEntry {
 pub fn run(repo: &Repo, args: Args) -> Result<()> {
     let config = Config::load(&repo.targets_file)?;
     let target = config.target(&args.target)?;
-    let repository = args
-        .repository
-        .as_deref()
-        .unwrap_or(&config.project.repository);
+    let repository = args.repository.as_deref().unwrap_or(&config.project.repository);
     let version = config.version().unwrap_or_default();
-    let image = args
-        .image
-        .clone()
-        .unwrap_or_else(|| target.tags(repository, version)[0].clone());
+    let image = args.image.clone().unwrap_or_else(|| target.tags(repository, version)[0].clone());
 
     docker::ensure_engine(&repo.sh)?;
     let inspect = inspect_command(&image).read(&repo.sh).map_err(|_| {
@@ -90,14 +84,8 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
     })?;
     let facts = parse_inspect(&inspect)
         .with_context(|| format!("cannot read `docker image inspect {image}`"))?;
-    let template = template(
-        &args.target,
-        target.port,
-        &target.data_dir,
-        &image,
-        &facts,
-        args.model_space,
-    )?;
+    let template =
+        template(&args.target, target.port, &target.data_dir, &image, &facts, args.model_space)?;
     match args.format.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&template)?),
         _ => print!("{}", render(&template)),
@@ -127,17 +115,14 @@ pub fn parse_inspect(json: &str) -> Result<ImageFacts> {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     });
-    let exposed_ports = config["ExposedPorts"]
-        .as_object()
-        .map_or_else(Vec::new, |m| m.keys().cloned().collect());
+    let exposed_ports =
+        config["ExposedPorts"].as_object().map_or_else(Vec::new, |m| m.keys().cloned().collect());
     Ok(ImageFacts {
         size_bytes: value["Size"].as_u64().context("no Size")?,
         exposed_ports,
         env,
         labels: pairs(&config["Labels"]),
-        has_entrypoint: config["Entrypoint"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty()),
+        has_entrypoint: config["Entrypoint"].as_array().is_some_and(|a| !a.is_empty()),
     })
 }
 
@@ -150,20 +135,8 @@ pub fn template(
     facts: &ImageFacts,
     model_space_gb: u64,
 ) -> Result<Template> {
-    let label = |key: &str| {
-        facts
-            .labels
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    let env = |key: &str| {
-        facts
-            .env
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let label = |key: &str| facts.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let env = |key: &str| facts.env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
     let Some(on_start) = label(LABEL_ON_START) else {
         bail!("image {image} has no {LABEL_ON_START} label: it is not a Vast.ai image (build the vastai target)");
     };
@@ -172,11 +145,7 @@ pub fn template(
             bail!("image {image} was built as target {built_as}, not {name}; pass the {built_as} target or another --image");
         }
     }
-    if !facts
-        .exposed_ports
-        .iter()
-        .any(|p| p == &format!("{port}/tcp"))
-    {
+    if !facts.exposed_ports.iter().any(|p| p == &format!("{port}/tcp")) {
         bail!(
             "image {image} exposes {:?}, but the targets file gives {name} port {port}; rebuild the image",
             facts.exposed_ports
@@ -216,11 +185,7 @@ pub fn template(
             purpose: "a script (path or URL) run once per instance before the services",
         },
     ];
-    let docker_options = ports
-        .iter()
-        .map(|p| format!("-p {p}"))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let docker_options = ports.iter().map(|p| format!("-p {p}")).collect::<Vec<_>>().join(" ");
     Ok(Template {
         image: image.to_string(),
         launch_mode: "entrypoint",
@@ -281,9 +246,7 @@ mod tests {
         let facts = facts();
         assert_eq!(facts.size_bytes, 7_370_000_000);
         assert_eq!(facts.exposed_ports, ["7500/tcp"]);
-        assert!(facts
-            .env
-            .contains(&("PORT".to_string(), "7500".to_string())));
+        assert!(facts.env.contains(&("PORT".to_string(), "7500".to_string())));
         assert!(facts.has_entrypoint);
     }
 
@@ -302,25 +265,12 @@ mod tests {
     fn disagreements_with_the_targets_file_are_errors() {
         let error =
             template("vastai", 8080, "/workspace/open-webui", "r:t", &facts(), 40).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("targets file gives vastai port 8080"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("targets file gives vastai port 8080"), "{error}");
         let error = template("vastai", 7500, "/data", "r:t", &facts(), 40).unwrap_err();
-        assert!(
-            error.to_string().contains("targets file says /data"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("targets file says /data"), "{error}");
         let error =
             template("gpu", 7500, "/workspace/open-webui", "r:t", &facts(), 40).unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .contains("built as target vastai, not gpu"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("built as target vastai, not gpu"), "{error}");
         let plain =
             parse_inspect(&INSPECT.replace("dev.open-webui-images.vastai-on-start", "x")).unwrap();
         let error =
@@ -330,15 +280,8 @@ mod tests {
 
     #[test]
     fn renders_every_field() {
-        let t = template(
-            "vastai",
-            7500,
-            "/workspace/open-webui",
-            "repo:0.1-vastai",
-            &facts(),
-            40,
-        )
-        .unwrap();
+        let t = template("vastai", 7500, "/workspace/open-webui", "repo:0.1-vastai", &facts(), 40)
+            .unwrap();
         let text = render(&t);
         for needle in [
             "repo:0.1-vastai",

@@ -69,10 +69,7 @@ print(response.read().decode())
 "#;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -88,31 +85,19 @@ fn standin_context() -> (PathBuf, String) {
     let pack = dir.join("pack");
     std::fs::create_dir_all(pack.join("bin")).unwrap();
     std::fs::create_dir_all(pack.join("lib/ollama")).unwrap();
-    std::fs::copy(
-        fixture("vastai").join("standin-ollama"),
-        pack.join("bin/ollama"),
-    )
-    .unwrap();
+    std::fs::copy(fixture("vastai").join("standin-ollama"), pack.join("bin/ollama")).unwrap();
     std::fs::write(pack.join("lib/ollama/README"), "stand-in libraries\n").unwrap();
     std::fs::create_dir_all(dir.join("context/ollama")).unwrap();
     let bundle = dir.join("context/ollama/ollama-linux-amd64.tar.zst");
     // Fixed names, owners and times make the bundle, and so the build cache, repeatable.
     let script = "tar --sort=name --mtime=@0 --owner=0 --group=0 -C \"$1\" -cf - bin lib | zstd -q -c >\"$2\"";
-    let packed = Command::new("sh")
-        .args(["-c", script, "sh"])
-        .arg(&pack)
-        .arg(&bundle)
-        .status();
+    let packed = Command::new("sh").args(["-c", script, "sh"]).arg(&pack).arg(&bundle).status();
     assert!(
         packed.is_ok_and(|s| s.success()),
         "packing the stand-in needs GNU tar and zstd on the host"
     );
     let sum = Command::new("sha256sum").arg(&bundle).output().unwrap();
-    let sha = text(&sum.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let sha = text(&sum.stdout).split_whitespace().next().unwrap().to_string();
     (dir.join("context"), sha)
 }
 
@@ -153,33 +138,17 @@ fn image_under_test() -> (String, Images) {
         &ollama,
         &[("OLLAMA_SOURCE", source), ("OLLAMA_SHA256", &sha)],
     );
-    assert!(
-        built.status.success(),
-        "ollama stage: {}",
-        text(&built.stderr)
-    );
+    assert!(built.status.success(), "ollama stage: {}", text(&built.stderr));
     let rootfs = repo_root().join("dockerfiles/rootfs");
     let built = Command::new("docker")
-        .args([
-            "buildx",
-            "build",
-            "--progress",
-            "plain",
-            "--load",
-            "--tag",
-            &image,
-        ])
+        .args(["buildx", "build", "--progress", "plain", "--load", "--tag", &image])
         .args(["--build-arg", &format!("OLLAMA_IMAGE={ollama}")])
         .arg("--build-context")
         .arg(format!("rootfs={}", rootfs.display()))
         .arg(fixture("vastai"))
         .output()
         .unwrap();
-    assert!(
-        built.status.success(),
-        "fixture image: {}",
-        text(&built.stderr)
-    );
+    assert!(built.status.success(), "fixture image: {}", text(&built.stderr));
     (image, guard)
 }
 
@@ -187,15 +156,13 @@ fn image_under_test() -> (String, Images) {
 struct Container(String);
 
 impl Container {
-    fn start(image: &str, env: &[(&str, &str)], volume: &str, idle: bool) -> Container {
+    fn start(image: &str, env: &[(&str, &str)], volumes: &[&str], idle: bool) -> Container {
         let container = Container(unique("vastai-test-run"));
-        let mut args = vec![
-            "run".to_string(),
-            "--detach".into(),
-            "--name".into(),
-            container.0.clone(),
-        ];
-        args.extend(["--volume".into(), volume.to_string()]);
+        let mut args =
+            vec!["run".to_string(), "--detach".into(), "--name".into(), container.0.clone()];
+        for volume in volumes {
+            args.extend(["--volume".into(), volume.to_string()]);
+        }
         for (key, value) in env {
             args.extend(["--env".into(), format!("{key}={value}")]);
         }
@@ -209,11 +176,7 @@ impl Container {
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let started = docker(&args);
-        assert!(
-            started.status.success(),
-            "docker run: {}",
-            text(&started.stderr)
-        );
+        assert!(started.status.success(), "docker run: {}", text(&started.stderr));
         container
     }
 
@@ -274,12 +237,7 @@ impl Container {
     /// Open WebUI's environment, with the secret key replaced by its SHA-256.
     fn webui_env(&self) -> BTreeMap<String, String> {
         let pids = self.serving("open-webui");
-        assert_eq!(
-            pids.len(),
-            1,
-            "one Open WebUI process: {:?}",
-            self.processes()
-        );
+        assert_eq!(pids.len(), 1, "one Open WebUI process: {:?}", self.processes());
         let out = self.exec(&["python3", "-c", ENVIRON_PY, &pids[0].to_string()]);
         serde_json::from_slice(&out.stdout).expect("environment")
     }
@@ -339,7 +297,12 @@ fn entrypoint_mode_on_an_empty_workspace() {
     let (image, _images) = image_under_test();
     let disk = Volume::new();
     let token = unique("open-button-token");
+    // The provisioning hook given by path: a file the template would have put there.
+    let hook = temp_dir("vastai-test-hook").join("provision.sh");
+    std::fs::write(&hook, "echo provisioned in entrypoint mode\n").unwrap();
+    let hook_mount = format!("{}:/opt/hook/provision.sh:ro", hook.display());
     let env = [
+        ("PROVISIONING_SCRIPT", "/opt/hook/provision.sh"),
         ("VAST_TCP_PORT_7500", MAPPED_PORT),
         ("PUBLIC_IPADDR", PUBLIC_IP),
         ("OPEN_BUTTON_TOKEN", token.as_str()),
@@ -347,27 +310,19 @@ fn entrypoint_mode_on_an_empty_workspace() {
         ("WEBUI_AUTH", "False"),
         OFFLINE,
     ];
-    let mount = format!("{}:/workspace", disk.0);
-    let first = Container::start(&image, &env, &mount, false);
+    let disk_mount = format!("{}:/workspace", disk.0);
+    let mounts = [disk_mount.as_str(), hook_mount.as_str()];
+    let first = Container::start(&image, &env, &mounts, false);
     first.wait_healthy(|| first.logs());
 
     let logs = first.logs();
     let url = format!("http://{PUBLIC_IP}:{MAPPED_PORT}");
-    assert!(
-        logs.contains(&format!("vastai: Open WebUI public URL: {url}")),
-        "{logs}"
-    );
+    assert!(logs.contains(&format!("vastai: Open WebUI public URL: {url}")), "{logs}");
     assert!(logs.contains("WEBUI_AUTH=False ignored"), "{logs}");
-    assert!(
-        !logs.contains(&token),
-        "the access token must not be logged"
-    );
+    assert!(!logs.contains(&token), "the access token must not be logged");
     let webui = first.webui_env();
     assert_eq!(webui["WEBUI_URL"], url);
-    assert_eq!(
-        webui["WEBUI_AUTH"], "True",
-        "a public address always needs sign-in"
-    );
+    assert_eq!(webui["WEBUI_AUTH"], "True", "a public address always needs sign-in");
     assert_eq!(webui["OLLAMA_BASE_URL"], "http://127.0.0.1:11434");
     assert_eq!(webui["DATA_DIR"], "/workspace/open-webui");
     assert!(webui["HF_HOME"].starts_with("/workspace/"), "{webui:?}");
@@ -375,26 +330,15 @@ fn entrypoint_mode_on_an_empty_workspace() {
     assert_ne!(key.len(), 0);
 
     // Ollama was installed from the bundle, started before Open WebUI and waited for.
-    assert!(first
-        .exec(&["test", "-x", "/usr/bin/ollama"])
-        .status
-        .success());
-    assert!(first
-        .exec(&["test", "-d", "/usr/lib/ollama"])
-        .status
-        .success());
-    let ollama_up = logs
-        .find("vastai: Ollama answers at")
-        .expect("Ollama was waited for");
-    let webui_start = logs
-        .find("vastai: starting Open WebUI")
-        .expect("Open WebUI started");
+    assert!(first.exec(&["test", "-x", "/usr/bin/ollama"]).status.success());
+    assert!(first.exec(&["test", "-d", "/usr/lib/ollama"]).status.success());
+    let provisioned = logs.find("provisioning: provisioned in entrypoint mode").expect("hook ran");
+    let ollama_up = logs.find("vastai: Ollama answers at").expect("Ollama was waited for");
+    assert!(provisioned < ollama_up, "provisioning runs before the services: {logs}");
+    let webui_start = logs.find("vastai: starting Open WebUI").expect("Open WebUI started");
     assert!(ollama_up < webui_start, "{logs}");
     let started = Instant::now();
-    while first
-        .file("/workspace/ollama/models/manifests/other")
-        .is_none()
-    {
+    while first.file("/workspace/ollama/models/manifests/other").is_none() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "models not pulled:\n{}",
@@ -412,19 +356,15 @@ fn entrypoint_mode_on_an_empty_workspace() {
     assert!(docker(&["restart", &first.0]).status.success());
     first.wait_healthy(|| first.logs());
     assert_eq!(first.webui_env()["WEBUI_SECRET_KEY"], key);
-    assert_eq!(
-        first.signed_in_as(&session).as_deref(),
-        Some("someone@example.com")
-    );
+    assert_eq!(first.signed_in_as(&session).as_deref(), Some("someone@example.com"));
+    let logs = first.logs();
+    assert_eq!(logs.matches("provisioning: provisioned").count(), 1, "{logs}");
+    assert!(logs.contains("provisioning already ran in this container"), "{logs}");
 
     // docker stop ends both services cleanly and quickly.
     let stopping = Instant::now();
     assert!(docker(&["stop", "--time", "30", &first.0]).status.success());
-    assert!(
-        stopping.elapsed() < Duration::from_secs(25),
-        "stop took {:?}",
-        stopping.elapsed()
-    );
+    assert!(stopping.elapsed() < Duration::from_secs(25), "stop took {:?}", stopping.elapsed());
     let code = docker(&["inspect", "--format", "{{.State.ExitCode}}", &first.0]);
     assert_eq!(text(&code.stdout).trim(), "0", "{}", first.logs());
     // The supervisor's last word comes after both services are gone.
@@ -433,12 +373,9 @@ fn entrypoint_mode_on_an_empty_workspace() {
     drop(first);
 
     // A new instance on the same disk finds the users and the key again.
-    let second = Container::start(&image, &env, &mount, false);
+    let second = Container::start(&image, &env, &mounts, false);
     second.wait_healthy(|| second.logs());
-    assert_eq!(
-        second.signed_in_as(&session).as_deref(),
-        Some("someone@example.com")
-    );
+    assert_eq!(second.signed_in_as(&session).as_deref(), Some("someone@example.com"));
     assert_eq!(second.webui_env()["WEBUI_SECRET_KEY"], key);
 }
 
@@ -449,78 +386,47 @@ fn on_start_mode_starts_the_services_once() {
     }
     let (image, _images) = image_under_test();
     let disk = Volume::new();
-    // The disk mounted elsewhere: WORKSPACE moves all the state with it.
-    let env = [
-        ("WORKSPACE", "/data"),
-        ("PROVISIONING_SCRIPT", "/data/provision.sh"),
-        OFFLINE,
-    ];
-    let container = Container::start(&image, &env, &format!("{}:/data", disk.0), true);
-    let log = || {
-        container
-            .file("/var/log/open-webui-vastai.log")
-            .unwrap_or_default()
-    };
+    // The disk mounted elsewhere: WORKSPACE moves all the state with it. The provisioning
+    // hook is given by URL, served from inside the container.
+    const HOOK_URL: &str = "http://127.0.0.1:8999/provision.sh";
+    let env = [("WORKSPACE", "/data"), ("PROVISIONING_SCRIPT", HOOK_URL), OFFLINE];
+    let container = Container::start(&image, &env, &[&format!("{}:/data", disk.0)], true);
+    let log = || container.file("/var/log/open-webui-vastai.log").unwrap_or_default();
     let script = "printf 'echo hello from provisioning\\necho ran >>/data/provisioned-count\\n' >/data/provision.sh";
     assert!(container.exec(&["sh", "-c", script]).status.success());
+    let serve = ["python3", "-m", "http.server", "8999", "--bind", "127.0.0.1", "--directory", "/data"];
+    assert!(docker(&[&["exec", "--detach", &container.0][..], &serve].concat()).status.success());
+    let started = Instant::now();
+    while container.http("GET", 8999, "/", "", "").0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the hook server did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // Vast.ai may run the on-start command again; both return at once and succeed.
     for _ in 0..2 {
         let started = Instant::now();
         let out = container.exec(&["vastai-on-start"]);
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "on-start must return at once"
-        );
+        assert!(started.elapsed() < Duration::from_secs(10), "on-start must return at once");
     }
     container.wait_healthy(log);
     let again = container.exec(&["vastai-on-start"]);
-    assert!(
-        text(&again.stdout).contains("already running"),
-        "{}",
-        text(&again.stdout)
-    );
-    assert_eq!(
-        container.serving("open-webui").len(),
-        1,
-        "{:?}",
-        container.processes()
-    );
-    assert_eq!(
-        container.serving("ollama").len(),
-        1,
-        "{:?}",
-        container.processes()
-    );
-    assert!(
-        log().contains("provisioning: hello from provisioning"),
-        "{}",
-        log()
-    );
+    assert!(text(&again.stdout).contains("already running"), "{}", text(&again.stdout));
+    assert_eq!(container.serving("open-webui").len(), 1, "{:?}", container.processes());
+    assert_eq!(container.serving("ollama").len(), 1, "{:?}", container.processes());
+    assert!(log().contains("provisioning: hello from provisioning"), "{}", log());
     let webui = container.webui_env();
     assert_eq!(webui["DATA_DIR"], "/data/open-webui");
     assert_eq!(webui["OLLAMA_MODELS"], "/data/ollama/models");
-    assert!(
-        !webui.contains_key("WEBUI_URL"),
-        "no public address, no public URL"
-    );
+    assert!(!webui.contains_key("WEBUI_URL"), "no public address, no public URL");
     // Without WEBUI_SECRET_KEY or OPEN_BUTTON_TOKEN the key is generated onto the disk.
-    assert!(container
-        .file("/data/open-webui/.webui_secret_key")
-        .is_some());
+    assert!(container.file("/data/open-webui/.webui_secret_key").is_some());
     assert!(container.file("/workspace/open-webui/webui.db").is_none());
 
     // Ollama killed: the supervisor starts it again, and it answers again.
     let before = container.serving("ollama");
     assert!(container
-        .exec(&[
-            "sh",
-            "-c",
-            "kill -KILL \"$1\"",
-            "sh",
-            &before[0].to_string()
-        ])
+        .exec(&["sh", "-c", "kill -KILL \"$1\"", "sh", &before[0].to_string()])
         .status
         .success());
     let started = Instant::now();
@@ -532,42 +438,20 @@ fn on_start_mode_starts_the_services_once() {
         {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "Ollama not restarted:\n{}",
-            log()
-        );
+        assert!(started.elapsed() < Duration::from_secs(30), "Ollama not restarted:\n{}", log());
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert!(
-        log().contains("ollama exited (status 137); restarting it in 1s"),
-        "{}",
-        log()
-    );
+    assert!(log().contains("ollama exited (status 137); restarting it in 1s"), "{}", log());
 
     // A restart of the instance: on-start again brings the services back, once, and
     // the provisioning script does not run a second time.
-    assert!(docker(&["restart", "--time", "1", &container.0])
-        .status
-        .success());
+    assert!(docker(&["restart", "--time", "1", &container.0]).status.success());
     assert!(container.exec(&["vastai-on-start"]).status.success());
     assert!(container.exec(&["vastai-on-start"]).status.success());
     container.wait_healthy(log);
-    assert_eq!(
-        container.serving("open-webui").len(),
-        1,
-        "{:?}",
-        container.processes()
-    );
-    assert!(
-        log().contains("provisioning already ran in this container"),
-        "{}",
-        log()
-    );
-    assert_eq!(
-        container.file("/data/provisioned-count").as_deref(),
-        Some("ran\n")
-    );
+    assert_eq!(container.serving("open-webui").len(), 1, "{:?}", container.processes());
+    assert!(log().contains("provisioning already ran in this container"), "{}", log());
+    assert_eq!(container.file("/data/provisioned-count").as_deref(), Some("ran\n"));
 }
 
 #[test]
@@ -578,30 +462,17 @@ fn a_bad_bundle_fails_the_build_with_a_clear_message() {
     let (context, sha) = standin_context();
     let tag = format!("{}:test", unique("vastai-test-bad"));
     let _images = Images(vec![tag.clone()]);
-    let wrong = if sha == "0".repeat(64) {
-        "1".repeat(64)
-    } else {
-        "0".repeat(64)
-    };
+    let wrong = if sha == "0".repeat(64) { "1".repeat(64) } else { "0".repeat(64) };
     let source = "ollama/ollama-linux-amd64.tar.zst";
     let cases = [
+        (vec![("OLLAMA_SOURCE", source), ("OLLAMA_SHA256", wrong.as_str())], "checksum mismatch"),
         (
-            vec![("OLLAMA_SOURCE", source), ("OLLAMA_SHA256", wrong.as_str())],
-            "checksum mismatch",
-        ),
-        (
-            vec![
-                ("OLLAMA_SOURCE", "ollama/missing.tar.zst"),
-                ("OLLAMA_SHA256", sha.as_str()),
-            ],
+            vec![("OLLAMA_SOURCE", "ollama/missing.tar.zst"), ("OLLAMA_SHA256", sha.as_str())],
             "no such file",
         ),
         (vec![("OLLAMA_VERSION", "0.0.1")], "OLLAMA_SHA256 is empty"),
         (
-            vec![
-                ("OLLAMA_SOURCE", "/etc/passwd"),
-                ("OLLAMA_SHA256", sha.as_str()),
-            ],
+            vec![("OLLAMA_SOURCE", "/etc/passwd"), ("OLLAMA_SHA256", sha.as_str())],
             "give a URL or a file",
         ),
     ];
@@ -610,9 +481,7 @@ fn a_bad_bundle_fails_the_build_with_a_clear_message() {
         let stderr = text(&built.stderr);
         assert!(!built.status.success(), "{args:?} must fail the build");
         assert!(
-            stderr
-                .lines()
-                .any(|l| l.contains("ollama stage:") && l.contains(message)),
+            stderr.lines().any(|l| l.contains("ollama stage:") && l.contains(message)),
             "{args:?}: {stderr}"
         );
     }
@@ -628,15 +497,8 @@ fn vast_template_reads_the_image_and_the_targets_file() {
         return;
     }
     let (image, _images) = image_under_test();
-    let out = xtask(&[
-        "vast-template",
-        "--image",
-        &image,
-        "--format",
-        "json",
-        "--model-space",
-        "20",
-    ]);
+    let out =
+        xtask(&["vast-template", "--image", &image, "--format", "json", "--model-space", "20"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let template: Value = serde_json::from_slice(&out.stdout).unwrap();
     let size = text(&docker(&["image", "inspect", "--format", "{{.Size}}", &image]).stdout);
