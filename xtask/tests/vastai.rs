@@ -536,3 +536,24 @@ fn vast_template_reads_the_image_and_the_targets_file() {
         assert!(stderr.starts_with("error: "), "{stderr}");
     }
 }
+
+/// The fixture stands in for the vastai stage, so it must carry the same settings.
+#[test]
+fn the_fixture_has_the_settings_of_the_vastai_stage() {
+    let real = std::fs::read_to_string(repo_root().join("dockerfiles/Dockerfile")).unwrap();
+    let twin = std::fs::read_to_string(fixture("vastai").join("Dockerfile")).unwrap();
+    let stage = &real[real.find("FROM cuda AS vastai").expect("the vastai stage")..];
+    let mut settings = Vec::new();
+    for line in stage.lines().map(str::trim) {
+        if ["EXPOSE", "VOLUME", "ENTRYPOINT"].iter().any(|k| line.starts_with(k)) {
+            settings.push(line.to_string());
+        }
+        // KEY=VALUE words of ENV and LABEL lines and their continuations.
+        let words = line.split_whitespace().map(|w| w.trim_end_matches('\\'));
+        settings.extend(words.filter(|w| w.contains('=') && !w.starts_with("--")).map(String::from));
+    }
+    assert!(settings.len() >= 7, "{settings:?}");
+    for setting in settings {
+        assert!(twin.contains(&setting), "the fixture Dockerfile lacks {setting:?}");
+    }
+}
