@@ -18,6 +18,7 @@ mod prune;
 mod repo;
 mod test_image;
 mod size;
+mod vast_template;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,8 @@ enum Command {
     TestImage(test_image::Args),
     /// Measure images: layers, where the bytes are, waste, offenders, budgets, history
     Size(size::Args),
+    /// Print everything to paste into a Vast.ai template, read from the built image
+    VastTemplate(vast_template::Args),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Prune(args) => prune::run(&repo, args),
         Command::TestImage(args) => test_image::run(&repo, args),
         Command::Size(args) => size::run(&repo, args),
+        Command::VastTemplate(args) => vast_template::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

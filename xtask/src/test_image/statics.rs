@@ -325,7 +325,7 @@ mod tests {
         json!({"Config": {
             "ExposedPorts": {"7500/tcp": {}},
             "Healthcheck": {"Test": ["CMD", "healthcheck"]},
-            "Entrypoint": ["tini", "--", "start-open-webui"],
+            "Entrypoint": ["tini", "--", "vastai-start"],
             "User": "",
             "Env": ["PATH=/usr/bin", "DATA_DIR=/workspace/open-webui"],
             "Labels": {
