@@ -146,7 +146,7 @@ fn waste_budget<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D
 
 fn budget<'de, D: serde::Deserializer<'de>>(key: &str, d: D) -> Result<Option<u64>, D::Error> {
     let text = String::deserialize(d)?;
-    crate::size::bytes::parse(&text).map(Some).map_err(|e| serde::de::Error::custom(format!("{key}: {e}")))
+    crate::bytes::parse(&text).map(Some).map_err(|e| serde::de::Error::custom(format!("{key}: {e}")))
 }
 
 impl Config {

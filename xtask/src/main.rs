@@ -4,6 +4,7 @@
 //! to the module named after the subcommand.
 
 mod build;
+mod bytes;
 mod ci;
 mod config;
 mod container;

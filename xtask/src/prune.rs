@@ -247,24 +247,10 @@ pub fn parse_duration(text: &str) -> Result<u64> {
     Ok(total as u64)
 }
 
-/// Sizes as Docker prints and takes them: `7.313GB`, `109.9kB`, `0B`, `20GB`, `512MiB`.
+/// Sizes as Docker prints and takes them (`7.313GB`, `109.9kB`, `0B`, `512MiB`), read
+/// by the same parser as the targets file's sizes.
 pub fn parse_size(text: &str) -> Result<u64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().with_context(|| format!("{text:?} is not a size; write it like 20GB"))?;
-    let factor = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" | "k" => 1e3,
-        "mb" | "m" => 1e6,
-        "gb" | "g" => 1e9,
-        "tb" | "t" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024f64.powi(2),
-        "gib" => 1024f64.powi(3),
-        _ => bail!("{text:?} is not a size; write it like 20GB or 500MB"),
-    };
-    Ok((value * factor).round() as u64)
+    crate::bytes::parse(text)
 }
 
 /// "Less than a second", "About a minute", "5 minutes", "3 hours", "2 weeks" (as Docker

@@ -7,7 +7,6 @@
 //! sizes page and its charts from it.
 
 mod analysis;
-pub mod bytes;
 mod image;
 mod render;
 mod tar;
@@ -53,7 +52,7 @@ pub struct Args {
 }
 
 fn size_arg(text: &str) -> Result<u64, String> {
-    bytes::parse(text).map_err(|e| e.to_string())
+    crate::bytes::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
