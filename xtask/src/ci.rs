@@ -23,7 +23,7 @@ pub struct Args {
     /// Seconds a container may take to answer /health
     #[arg(long, default_value_t = 180)]
     pub health_timeout: u64,
-    /// Extra `cargo xtask build` flags, e.g. --build-arg TORCH_INDEX= (repeatable)
+    /// Extra `cargo xtask build` flags, e.g. --build-arg TORCH_VARIANT=cuda (repeatable)
     #[arg(long = "build-flag", value_name = "FLAG", allow_hyphen_values = true)]
     pub build_flags: Vec<String>,
 }

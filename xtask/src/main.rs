@@ -11,6 +11,7 @@ mod docker;
 mod dockerfile;
 mod doctor;
 mod http;
+mod lock;
 mod repo;
 
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     Doctor(doctor::Args),
     /// The test command: Rust tests, then the real image built and started
     Ci(ci::Args),
+    /// Resolve the Python dependency locks again (for a new Open WebUI) and show the changes
+    Lock(lock::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run(&repo, args),
         Command::Doctor(args) => doctor::run(&repo, args),
         Command::Ci(args) => ci::run(&repo, args),
+        Command::Lock(args) => lock::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
