@@ -3,6 +3,7 @@
 //! This file only parses the command line, moves to the repository root and hands over
 //! to the module named after the subcommand.
 
+mod bench;
 mod build;
 mod ci;
 mod config;
@@ -33,6 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Measure build times, sizes and start-up against the naive image (--write: docs/benchmarks.md)
+    Bench(bench::Args),
     /// Build one or more targets of dockerfiles/Dockerfile with docker buildx bake
     Build(build::Args),
     /// Check that this host can build the images, and say how to fix what it lacks
@@ -46,6 +49,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = repo::Repo::locate(cli.targets_file, cli.out_dir).and_then(|repo| match cli.command {
+        Command::Bench(args) => bench::run(&repo, args),
         Command::Build(args) => build::run(&repo, args),
         Command::Doctor(args) => doctor::run(&repo, args),
         Command::Ci(args) => ci::run(&repo, args),
