@@ -9,7 +9,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::config::{Config, VERSION_ARG};
+use crate::config::{Config, VARIANT_ARG, VERSION_ARG};
 use crate::docker::{self, human_bytes, CommandLine};
 use crate::dockerfile::Dockerfile;
 use crate::repo::Repo;
@@ -18,6 +18,8 @@ use crate::repo::Repo;
 pub const LABEL_TARGET: &str = "dev.open-webui-images.target";
 /// Label that records the torch index an image was built from (empty: the main index).
 pub const LABEL_TORCH_INDEX: &str = "dev.open-webui-images.torch-index";
+/// The build argument that names torch's index for a build without a lock.
+const TORCH_INDEX_ARG: &str = "TORCH_INDEX";
 /// The id of the build secret that carries an extra CA bundle; the Dockerfile mounts it.
 pub const CA_SECRET_ID: &str = "ca_bundle";
 
@@ -194,6 +196,10 @@ pub fn plan(
         let mut build_args = config.args.clone();
         build_args.extend(target.args.clone());
         build_args.extend(overrides.clone());
+        // A build whose variant has no lock yet takes torch from the lock's index.
+        if dockerfile.args.contains(TORCH_INDEX_ARG) && !overrides.contains_key(TORCH_INDEX_ARG) {
+            build_args.insert(TORCH_INDEX_ARG.to_string(), torch_index(config, &build_args));
+        }
         let version = build_args[VERSION_ARG].clone();
 
         let mut tags = target.tags(repository, &version);
@@ -294,12 +300,18 @@ fn labels(
         ("org.opencontainers.image.revision".to_string(), source.revision.clone()),
         ("org.opencontainers.image.source".to_string(), config.project.source.clone()),
         (LABEL_TARGET.to_string(), name.to_string()),
-        (LABEL_TORCH_INDEX.to_string(), build_args.get("TORCH_INDEX").cloned().unwrap_or_default()),
+        (LABEL_TORCH_INDEX.to_string(), build_args.get(TORCH_INDEX_ARG).cloned().unwrap_or_default()),
     ]);
     if let Some(created) = &source.created {
         labels.insert("org.opencontainers.image.created".to_string(), created.clone());
     }
     labels
+}
+
+/// The index the target's lock took torch from (empty: the main index).
+fn torch_index(config: &Config, build_args: &BTreeMap<String, String>) -> String {
+    let lock = build_args.get(VARIANT_ARG).and_then(|variant| config.locks.get(variant));
+    lock.map(|lock| lock.torch_index.clone()).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -410,21 +422,23 @@ mod tests {
     #[test]
     fn build_arg_overrides_win_and_unknown_ones_fail() {
         let mut args = targets(&["default"]);
-        args.build_args = vec!["TORCH_INDEX=".into(), "OPEN_WEBUI_VERSION=0.1.0".into()];
+        assert!(plan_for(targets(&["default"])).unwrap().bake_file["target"]["default"]["labels"]
+            [LABEL_TORCH_INDEX].as_str().unwrap().starts_with("https://"));
+        args.build_args = vec!["TORCH_VARIANT=cuda".into(), "OPEN_WEBUI_VERSION=0.1.0".into()];
         let plan = plan_for(args).unwrap();
         let spec = &plan.bake_file["target"]["default"];
-        assert_eq!(spec["args"]["TORCH_INDEX"], "");
+        assert_eq!(spec["args"]["TORCH_VARIANT"], "cuda");
         assert_eq!(spec["tags"][0], "open-webui-images:0.1.0");
         assert_eq!(spec["labels"][LABEL_TORCH_INDEX], "");
 
         let mut args = targets(&["default"]);
-        args.build_args = vec!["TORCH_INDX=x".into()];
+        args.build_args = vec!["TORCH_VARIAN=x".into()];
         let error = plan_for(args).unwrap_err().to_string();
-        assert!(error.starts_with("--build-arg TORCH_INDX: the Dockerfile declares no such ARG"), "{error}");
+        assert!(error.starts_with("--build-arg TORCH_VARIAN: the Dockerfile declares no such ARG"), "{error}");
 
         let mut args = targets(&["default"]);
-        args.build_args = vec!["TORCH_INDEX".into()];
-        assert_eq!(plan_for(args).unwrap_err().to_string(), "--build-arg TORCH_INDEX: write it as KEY=VALUE");
+        args.build_args = vec!["TORCH_VARIANT".into()];
+        assert_eq!(plan_for(args).unwrap_err().to_string(), "--build-arg TORCH_VARIANT: write it as KEY=VALUE");
     }
 
     #[test]

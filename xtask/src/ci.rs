@@ -22,7 +22,7 @@ pub struct Args {
     /// Skip the Rust tests
     #[arg(long)]
     pub no_unit_tests: bool,
-    /// Override a build argument of every image job, e.g. TORCH_INDEX= (repeatable)
+    /// Override a build argument of every image job, e.g. TORCH_VARIANT=cuda (repeatable)
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
     /// Repository for the images' tags instead of the targets file's

@@ -21,6 +21,11 @@ pub struct Config {
     /// Defaults of `cargo xtask prune`.
     #[serde(default)]
     pub prune: Prune,
+
+    // -- Python dependency locks (`cargo xtask lock`) --
+    /// The locks, one per value of the TORCH_VARIANT build argument.
+    #[serde(default)]
+    pub locks: BTreeMap<String, Lock>,
 }
 
 /// `[prune]`: what `cargo xtask prune` keeps unless its flags say otherwise.
@@ -43,6 +48,20 @@ impl Default for Prune {
             keep_images: 2,
         }
     }
+}
+
+/// The build argument that chooses a lock (and so the torch build) for a target.
+pub const VARIANT_ARG: &str = "TORCH_VARIANT";
+
+/// One Python dependency lock: `dockerfiles/locks/NAME-ARCH.txt` for each arch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    /// The index torch comes from; empty for the main index.
+    #[serde(default)]
+    pub torch_index: String,
+    /// Docker architectures (TARGETARCH) to lock for, e.g. amd64, arm64.
+    pub arches: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +217,22 @@ impl Config {
                 bail!("target {name}: tag_suffix {:?} is not valid in a tag", target.tag_suffix);
             }
         }
+        for (name, lock) in &self.locks {
+            for arch in &lock.arches {
+                if crate::lock::python_platform(arch).is_none() {
+                    bail!("lock {name}: arch {arch:?} is not one of amd64, arm64");
+                }
+            }
+        }
+        if !self.locks.is_empty() {
+            for (name, target) in &self.targets {
+                let variant = target.args.get(VARIANT_ARG).or(self.args.get(VARIANT_ARG));
+                if let Some(variant) = variant.filter(|v| !self.locks.contains_key(*v)) {
+                    let known: Vec<&str> = self.locks.keys().map(String::as_str).collect();
+                    bail!("target {name}: {VARIANT_ARG} {variant:?} names no [locks.NAME] (known: {})", known.join(", "));
+                }
+            }
+        }
         if self.version().is_none() {
             bail!("[args] must set {VERSION_ARG}: image tags carry the pinned version");
         }
@@ -257,7 +292,10 @@ tag_suffix = "cuda"
 port = 8080
 user = "1000:0"
 data_dir = "/data"
-args = { TORCH_INDEX = "" }
+args = { TORCH_VARIANT = "cuda" }
+
+[locks.cuda]
+arches = ["amd64"]
 "#;
 
     fn parse(text: &str) -> Result<Config> {
@@ -269,7 +307,8 @@ args = { TORCH_INDEX = "" }
         let config = parse(GOOD).unwrap();
         assert_eq!(config.version(), Some("1.2.3"));
         assert_eq!(config.targets.keys().collect::<Vec<_>>(), ["default", "gpu"]);
-        assert_eq!(config.targets["gpu"].args["TORCH_INDEX"], "");
+        assert_eq!(config.targets["gpu"].args["TORCH_VARIANT"], "cuda");
+        assert_eq!(config.locks["cuda"].torch_index, "");
         assert_eq!(config.targets["default"].user, "");
     }
 
@@ -348,6 +387,16 @@ args = { TORCH_INDEX = "" }
         let error = parse(&text.replace("12 GiB", "12 parsecs")).unwrap_err().to_string();
         assert!(error.starts_with("targets.toml:21: size_budget: \"12 parsecs\" is not a size"), "{error}");
         assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn a_variant_without_a_lock_is_an_error() {
+        let text = GOOD.replace("TORCH_VARIANT = \"cuda\"", "TORCH_VARIANT = \"rocm\"");
+        let error = format!("{:#}", parse(&text).unwrap_err());
+        assert!(error.contains("target gpu: TORCH_VARIANT \"rocm\" names no [locks.NAME] (known: cuda)"), "{error}");
+        let text = GOOD.replace("arches = [\"amd64\"]", "arches = [\"x86\"]");
+        let error = format!("{:#}", parse(&text).unwrap_err());
+        assert!(error.contains("lock cuda: arch \"x86\""), "{error}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! This file only parses the command line, moves to the repository root and hands over
 //! to the module named after the subcommand.
 
+mod bench;
 mod build;
 mod bytes;
 mod ci;
@@ -16,6 +17,7 @@ mod image_job;
 mod lint;
 mod matrix;
 mod prune;
+mod lock;
 mod repo;
 mod test_image;
 mod size;
@@ -40,6 +42,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Measure build times, sizes and start-up against the naive image (--write: docs/benchmarks.md)
+    Bench(bench::Args),
     /// Build one or more targets of dockerfiles/Dockerfile with docker buildx bake
     Build(build::Args),
     /// Check that this host can build the images, and say how to fix what it lacks
@@ -60,11 +64,14 @@ enum Command {
     Size(size::Args),
     /// Print everything to paste into a Vast.ai template, read from the built image
     VastTemplate(vast_template::Args),
+    /// Resolve the Python dependency locks again (for a new Open WebUI) and show the changes
+    Lock(lock::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = repo::Repo::locate(cli.targets_file, cli.out_dir).and_then(|repo| match cli.command {
+        Command::Bench(args) => bench::run(&repo, args),
         Command::Build(args) => build::run(&repo, args),
         Command::Doctor(args) => doctor::run(&repo, args),
         Command::Ci(args) => ci::run(&repo, args),
@@ -75,6 +82,7 @@ fn main() -> ExitCode {
         Command::TestImage(args) => test_image::run(&repo, args),
         Command::Size(args) => size::run(&repo, args),
         Command::VastTemplate(args) => vast_template::run(&repo, args),
+        Command::Lock(args) => lock::run(&repo, args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

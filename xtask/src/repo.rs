@@ -6,6 +6,8 @@ use xshell::Shell;
 
 /// The targets file, relative to the root: the single source of truth for the images.
 pub const TARGETS_FILE: &str = "dockerfiles/targets.toml";
+/// The naive one-RUN image that `cargo xtask bench` compares the project's build with.
+pub const BENCH_NAIVE: &str = "xtask/tests/fixtures/bench";
 /// Where the xtask writes what it generates (bake files, summaries, reports).
 pub const OUT_DIR: &str = "target/xtask";
 /// Documentation kept in the repository, some of it generated.

@@ -137,13 +137,13 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
     jobs.extend(args.image.iter().map(|image| (None, image.clone(), None)));
 
     let against = match &args.against {
-        Some(image) => Some((image.clone(), measure(repo, image, None, args.weights_threshold)?.0)),
+        Some(image) => Some((image.clone(), measure(repo, image, args.weights_threshold)?.0)),
         None => None,
     };
 
     let mut outcomes = Vec::new();
     for (target_name, image, target) in jobs {
-        let (mut report, inspect_bytes, seconds) = measure(repo, &image, target, args.weights_threshold)
+        let (mut report, inspect_bytes, seconds) = measure(repo, &image, args.weights_threshold)
             .with_context(|| match &target_name {
                 Some(name) => format!("target {name}: build it first with `cargo xtask build {name}`"),
                 None => "check the image reference".to_string(),
@@ -183,16 +183,15 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
 }
 
 /// Reads one local image and reports on it; also returns Docker's own size and the time.
-fn measure(repo: &Repo, image: &str, target: Option<&Target>, weights_threshold: u64) -> Result<(Report, u64, f64)> {
+fn measure(repo: &Repo, image: &str, weights_threshold: u64) -> Result<(Report, u64, f64)> {
     let (id, inspect_bytes) = docker::image_id_and_size(&repo.sh, image)
         .with_context(|| format!("there is no local image {image}"))?;
     let label = CommandLine::docker()
         .args(["image", "inspect", "--format", "{{index .Config.Labels \"dev.open-webui-images.torch-index\"}}", image])
         .read(&repo.sh)
         .unwrap_or_default();
-    // A CPU image is one whose torch comes from a CPU wheel index.
-    let torch_index = target.and_then(|t| t.args.get("TORCH_INDEX")).cloned().unwrap_or(label);
-    let cpu_only = torch_index.trim_end_matches('/').ends_with("/cpu");
+    // A CPU image is one whose torch came from a CPU wheel index, as its label records.
+    let cpu_only = label.trim_end_matches('/').ends_with("/cpu");
     eprintln!("reading {image} ({}) from docker save ...", human_bytes(inspect_bytes));
     let started = Instant::now();
     let saved = image::read(image)?;
