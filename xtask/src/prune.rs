@@ -633,23 +633,37 @@ pub fn parse_disk_usage(text: &str) -> Result<BTreeMap<String, u64>> {
         .collect()
 }
 
-/// Before minus after, per kind and in all; growth elsewhere (another build) shows as 0.
-pub fn freed(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+/// Before minus after, per kind; a kind that grew (layers of a removed image that the
+/// build cache still holds move there) shows as negative.
+pub fn freed(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Vec<(String, i128)> {
     before
         .iter()
-        .map(|(kind, b)| (kind.clone(), b.saturating_sub(after.get(kind).copied().unwrap_or(0))))
+        .map(|(kind, b)| (kind.clone(), *b as i128 - after.get(kind).copied().unwrap_or(0) as i128))
         .collect()
 }
 
+/// What the disk got back in all: the sum before minus the sum after, never below zero.
+pub fn freed_in_all(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> u64 {
+    let sum = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
+    sum(before).saturating_sub(sum(after))
+}
+
 fn print_freed(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) {
-    let freed = freed(before, after);
-    for (kind, bytes) in &freed {
-        let b = before[kind];
-        let a = after.get(kind).copied().unwrap_or(0);
-        println!("freed {kind:<14} {:>10}  ({} -> {})", human_bytes(*bytes), human_bytes(b), human_bytes(a));
+    for (kind, change) in freed(before, after) {
+        let b = before[&kind];
+        let a = after.get(&kind).copied().unwrap_or(0);
+        let shown = if change < 0 {
+            format!("-{}", human_bytes(change.unsigned_abs() as u64))
+        } else {
+            human_bytes(change as u64)
+        };
+        println!("freed {kind:<14} {shown:>10}  ({} -> {})", human_bytes(b), human_bytes(a));
     }
-    let total: u64 = freed.iter().map(|(_, b)| b).sum();
+    let total = freed_in_all(before, after);
     println!("freed in all {} bytes ({}), measured with docker system df", total, human_bytes(total));
+    if freed(before, after).iter().any(|(_, change)| *change < 0) {
+        println!("note: layers of removed images that the build cache still uses stay on disk until that cache goes (--build-cache)");
+    }
 }
 
 #[cfg(test)]
@@ -794,8 +808,20 @@ Shared:\t\t0B\nPrivate:\t7.349GB\nReclaimable:\t7.349GB\nTotal:\t\t7.349GB\n";
     fn freed_is_measured_per_kind() {
         let before = parse_disk_usage("Images|7.365GB\nBuild Cache|7.313GB\nContainers|0B").unwrap();
         let after = parse_disk_usage("Images|7.365GB\nBuild Cache|1.2GB\nContainers|0B").unwrap();
-        let freed: BTreeMap<String, u64> = freed(&before, &after).into_iter().collect();
+        let freed: BTreeMap<String, i128> = freed(&before, &after).into_iter().collect();
         assert_eq!(freed["Build Cache"], 6_113_000_000);
         assert_eq!(freed["Images"], 0);
+        assert_eq!(freed_in_all(&before, &after), 6_113_000_000);
+    }
+
+    #[test]
+    fn layers_that_move_to_the_build_cache_are_not_freed() {
+        // Removing an image whose layers the build cache still holds frees nothing.
+        let before = parse_disk_usage("Images|21.68GB\nBuild Cache|15.73GB").unwrap();
+        let after = parse_disk_usage("Images|14.48GB\nBuild Cache|22.93GB").unwrap();
+        let freed: BTreeMap<String, i128> = freed(&before, &after).into_iter().collect();
+        assert_eq!(freed["Images"], 7_200_000_000);
+        assert_eq!(freed["Build Cache"], -7_200_000_000);
+        assert_eq!(freed_in_all(&before, &after), 0);
     }
 }
