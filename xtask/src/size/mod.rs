@@ -223,6 +223,15 @@ fn over_budget(report: &Report, size_budget: Option<u64>, waste_budget: Option<u
 }
 
 /// Layers are compared position by position; paths by their group.
+/// The total bytes of a local image and the bytes of it that are waste, as `size`
+/// counts them; for other commands (the benchmark) that only need those two figures.
+pub fn waste_of(image: &str) -> Result<(u64, u64)> {
+    let saved = image::read(image)?;
+    let options = analysis::Options { weights_threshold: u64::MAX, cpu_only: false };
+    let report = analysis::analyse(image, "", &saved, &options);
+    Ok((report.total_bytes, report.waste_bytes))
+}
+
 pub fn diff(against: &str, before: &Report, after: &Report) -> Diff {
     let count = before.layers.len().max(after.layers.len());
     let layers = (0..count)
