@@ -117,15 +117,17 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
     let plan = plan(&config, &dockerfile, &args, &Source::read(repo), repo.targets_dir(), out_dir)?;
     let bake_text = serde_json::to_string_pretty(&plan.bake_file)?;
 
+    // The bake file is written in a dry run too, so that the printed command runs as is.
+    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {out_dir}"))?;
+    let bake_path = out_dir.join("bake.json");
+    std::fs::write(&bake_path, &bake_text).with_context(|| format!("cannot write {bake_path}"))?;
     if args.dry_run {
-        println!("# {}", out_dir.join("bake.json"));
+        println!("# {bake_path}");
         println!("{bake_text}");
         println!("{}", plan.command);
         return Ok(());
     }
     docker::ensure_engine(&repo.sh)?;
-    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {out_dir}"))?;
-    std::fs::write(out_dir.join("bake.json"), bake_text)?;
 
     let names: Vec<&str> = plan.targets.iter().map(|t| t.name.as_str()).collect();
     eprintln!("-- building {} (Open WebUI {})", names.join(", "), plan.targets[0].args[VERSION_ARG]);
@@ -184,6 +186,19 @@ pub fn plan(
     };
 
     let repository = args.repository.as_deref().unwrap_or(&config.project.repository);
+    check_repository(repository)?;
+    if args.push && !repository.split('/').next().is_some_and(|host| host.contains(['.', ':'])) {
+        bail!(
+            "--push to {repository:?}: name the registry, e.g. --repository ghcr.io/OWNER/NAME \
+             (a name without a registry host would go to Docker Hub's library)"
+        );
+    }
+    if !args.push && args.platform.len() > 1 {
+        bail!(
+            "--platform {}: the local engine loads one platform at a time; give one, or --push",
+            args.platform.join(",")
+        );
+    }
     let mut targets = Vec::new();
     let mut bake_targets = serde_json::Map::new();
     for name in &names {
@@ -201,9 +216,34 @@ pub fn plan(
             build_args.insert(TORCH_INDEX_ARG.to_string(), torch_index(config, &build_args));
         }
         let version = build_args[VERSION_ARG].clone();
+        if !config.locks.is_empty() {
+            if let Some(variant) = build_args.get(VARIANT_ARG) {
+                let Some(lock) = config.locks.get(variant) else {
+                    let known: Vec<&str> = config.locks.keys().map(String::as_str).collect();
+                    bail!(
+                        "{VARIANT_ARG}={variant:?} (target {name}): no [locks.{variant}] in the targets \
+                         file (known: {})",
+                        known.join(", ")
+                    );
+                };
+                let locks_dir = beside(base, &config.project.context).join("locks");
+                for arch in &lock.arches {
+                    let file = locks_dir.join(format!("{variant}-{arch}.txt"));
+                    if !file.is_file() && platform_wanted(&args.platform, arch) {
+                        eprintln!(
+                            "warning: target {name}: no lock {file}: its packages are resolved at \
+                             build time (run `cargo xtask lock {variant}` to pin them)"
+                        );
+                    }
+                }
+            }
+        }
 
         let mut tags = target.tags(repository, &version);
         tags.extend(args.tags.iter().map(|tag| tag.replace("{target}", name)));
+        for tag in &tags {
+            check_tag(tag)?;
+        }
         let labels = labels(config, name, &version, &build_args, source);
 
         let mut spec = json!({
@@ -260,6 +300,54 @@ pub fn plan(
     }
     command = command.args(names.iter().map(String::as_str));
     Ok(Plan { targets, bake_file: json!({ "target": bake_targets }), command })
+}
+
+/// Whether the build makes an image for `arch` (amd64, arm64): the platforms asked for,
+/// or the host's when none is.
+fn platform_wanted(platforms: &[String], arch: &str) -> bool {
+    if platforms.is_empty() {
+        let host = if cfg!(target_arch = "aarch64") { "arm64" } else { "amd64" };
+        return arch == host;
+    }
+    platforms.iter().any(|p| p.split('/').nth(1) == Some(arch))
+}
+
+/// A repository as Docker takes it: lowercase path parts, an optional registry host first.
+fn check_repository(repository: &str) -> Result<()> {
+    let (host, path) = match repository.split_once('/') {
+        Some((host, path)) if host.contains(['.', ':']) || host == "localhost" => (Some(host), path),
+        _ => (None, repository),
+    };
+    let part_ok = |part: &str| {
+        !part.is_empty()
+            && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    let host_ok = host.is_none_or(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c)));
+    if !host_ok || !path.split('/').all(part_ok) {
+        bail!(
+            "repository {repository:?} is not a valid image name: use lowercase letters, digits, \
+             '.', '_', '-' and '/', e.g. ghcr.io/owner/open-webui-images"
+        );
+    }
+    Ok(())
+}
+
+/// A full image reference `REPOSITORY:TAG`, each part valid for Docker.
+fn check_tag(reference: &str) -> Result<()> {
+    let (repository, tag) = match reference.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => (repository, tag),
+        _ => bail!("tag {reference:?}: write it as REPOSITORY:TAG"),
+    };
+    check_repository(repository).with_context(|| format!("tag {reference:?}"))?;
+    let tag_ok = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if tag.is_empty() || tag.len() > 128 || !tag.chars().all(tag_ok) || tag.starts_with(['.', '-']) {
+        bail!(
+            "tag {reference:?}: the part after ':' must be 1 to 128 letters, digits, '_', '.' or \
+             '-' (check --tag and the OPEN_WEBUI_VERSION build argument)"
+        );
+    }
+    Ok(())
 }
 
 /// `base/relative`, without a trailing `/.` for the folder itself.
@@ -439,6 +527,39 @@ mod tests {
         let mut args = targets(&["default"]);
         args.build_args = vec!["TORCH_VARIANT".into()];
         assert_eq!(plan_for(args).unwrap_err().to_string(), "--build-arg TORCH_VARIANT: write it as KEY=VALUE");
+    }
+
+    #[test]
+    fn references_and_outputs_that_cannot_work_are_refused() {
+        let error = |args: Args| plan_for(args).unwrap_err().to_string();
+        let mut args = targets(&["gpu"]);
+        args.build_args = vec!["TORCH_VARIANT=cu128".into()];
+        assert!(error(args).starts_with("TORCH_VARIANT=\"cu128\" (target gpu): no [locks.cu128]"));
+
+        let mut args = targets(&["gpu"]);
+        args.build_args = vec!["OPEN_WEBUI_VERSION=".into()];
+        assert!(error(args).starts_with("tag \"open-webui-images:-cuda\""));
+
+        let mut args = targets(&["gpu"]);
+        args.tags = vec!["My Bad Tag".into()];
+        assert!(error(args).starts_with("tag \"My Bad Tag\""));
+
+        let mut args = targets(&["gpu"]);
+        args.repository = Some("BAD REPO".into());
+        assert!(error(args).starts_with("repository \"BAD REPO\" is not a valid image name"));
+
+        let mut args = targets(&["gpu"]);
+        args.push = true;
+        assert!(error(args).starts_with("--push to \"open-webui-images\": name the registry"));
+
+        let mut args = targets(&["gpu"]);
+        args.platform = vec!["linux/amd64".into(), "linux/arm64".into()];
+        assert!(error(args).starts_with("--platform linux/amd64,linux/arm64: the local engine"));
+
+        let mut args = targets(&["gpu"]);
+        args.repository = Some("localhost:5000/team/owui".into());
+        args.tags = vec!["localhost:5000/team/owui:extra".into()];
+        assert!(plan_for(args).is_ok());
     }
 
     #[test]

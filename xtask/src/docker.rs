@@ -43,7 +43,23 @@ impl CommandLine {
     /// Runs a command that changes something, echoing it first.
     pub fn run(&self, sh: &Shell) -> Result<()> {
         eprintln!("$ {self}");
-        self.to_cmd(sh).run().with_context(|| format!("command failed: {self}"))
+        let status = std::process::Command::new(&self.program)
+            .args(&self.args)
+            .current_dir(sh.current_dir())
+            .status()
+            .with_context(|| format!("cannot run {}", self.program))?;
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(code) => bail!("`{}` exited with code {code}", self.short()),
+            None => bail!("`{}` was ended by a signal", self.short()),
+        }
+    }
+
+    /// The program and its first arguments, enough to name the command in an error.
+    fn short(&self) -> String {
+        let mut words = vec![self.program.as_str()];
+        words.extend(self.args.iter().map(String::as_str).filter(|a| !a.starts_with('-')).take(2));
+        words.join(" ")
     }
 
     /// Runs a query and returns its standard output, trimmed; queries are not echoed.

@@ -151,6 +151,9 @@ pub fn lint(repo: &Repo, args: &Args) -> Result<Vec<Finding>> {
         .into_iter()
         .map(|path| Source::read(path, &repo.root))
         .collect::<Result<Vec<_>>>()?;
+    if workflows.is_empty() {
+        bail!("--workflows {workflow_dir}: no .yml or .yaml files there; name the folder of the workflow files");
+    }
     let docs = if args.docs.is_empty() {
         let mut docs = vec![repo.root.join("README.md")];
         docs.extend(files_with_extensions(&repo.root.join("docs"), &["md"])?);

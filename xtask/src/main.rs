@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about, arg_required_else_help = true)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about, version, arg_required_else_help = true)]
 struct Cli {
     /// The targets file to read instead of dockerfiles/targets.toml
     #[arg(long, global = true, value_name = "PATH")]
@@ -69,7 +69,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version text, asked for or shown for a bare `cargo xtask`.
+        Err(error)
+            if !error.use_stderr()
+                || error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            error.exit()
+        }
+        // A usage mistake: clap's first line names it; the usage block would only bury it.
+        Err(error) => {
+            let text = error.render().to_string();
+            let first = text.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     let result = repo::Repo::locate(cli.targets_file, cli.out_dir).and_then(|repo| match cli.command {
         Command::Bench(args) => bench::run(&repo, args),
         Command::Build(args) => build::run(&repo, args),

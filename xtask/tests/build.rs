@@ -126,5 +126,9 @@ fn dry_run_prints_every_target_and_runs_nothing() {
     for target in ["default", "vastai", "gpu"] {
         assert_eq!(bake["target"][target]["target"], target);
     }
-    assert!(!out.join("bake.json").exists(), "a dry run writes nothing");
+    // The printed command can be run as it is: its bake file is the one printed.
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bake.json")).unwrap()).unwrap();
+    assert_eq!(written, bake);
+    assert!(!out.join("build-summary.json").exists(), "a dry run builds nothing");
 }

@@ -28,7 +28,8 @@ pub struct Args {
     /// Targets from the targets file whose images to measure (as `build` tags them)
     #[arg(value_name = "TARGET", required_unless_present = "image")]
     targets: Vec<String>,
-    /// Measure this local image instead (repeatable); no budget applies to it
+    /// Measure this local image: with one TARGET, held to that target's budget; alone
+    /// (repeatable), with no budget
     #[arg(long, value_name = "REF")]
     image: Vec<String>,
     /// How to print the reports
@@ -130,11 +131,21 @@ pub fn run(repo: &Repo, args: Args) -> Result<()> {
     let repository = args.repository.as_deref().unwrap_or(&config.project.repository);
     let version = config.version().unwrap_or_default();
     let mut jobs: Vec<(Option<String>, String, Option<&Target>)> = Vec::new();
-    for name in &args.targets {
-        let target = config.target(name)?;
-        jobs.push((Some(name.clone()), target.tags(repository, version)[0].clone(), Some(target)));
+    match (args.targets.as_slice(), args.image.as_slice()) {
+        // One target and one image: that image, held to the target's budget.
+        ([name], [image]) => jobs.push((Some(name.clone()), image.clone(), Some(config.target(name)?))),
+        (names, []) => {
+            for name in names {
+                let target = config.target(name)?;
+                jobs.push((Some(name.clone()), target.tags(repository, version)[0].clone(), Some(target)));
+            }
+        }
+        ([], images) => jobs.extend(images.iter().map(|image| (None, image.clone(), None))),
+        _ => bail!(
+            "--image with targets: give one target and one --image (the image is held to that \
+             target's budget), or only --image for images without a budget"
+        ),
     }
-    jobs.extend(args.image.iter().map(|image| (None, image.clone(), None)));
 
     let against = match &args.against {
         Some(image) => Some((image.clone(), measure(repo, image, args.weights_threshold)?.0)),
