@@ -179,7 +179,7 @@ pub fn plan(
     let ca_bundle = match &args.ca_bundle {
         Some(path) if path.as_str().is_empty() => None,
         Some(path) if !path.is_file() => {
-            bail!("--ca-bundle {path}: no such file (give a PEM bundle, or unset SSL_CERT_FILE)")
+            bail!("--ca-bundle {path}: not a file (give a PEM bundle; without --ca-bundle the default is the host's SSL_CERT_FILE)")
         }
         Some(path) => Some(path.canonicalize_utf8().unwrap_or_else(|_| path.clone())),
         None => None,
@@ -361,7 +361,7 @@ fn beside(base: &Utf8Path, relative: &str) -> Utf8PathBuf {
 fn parse_overrides(pairs: &[String], dockerfile: &Dockerfile) -> Result<BTreeMap<String, String>> {
     let mut overrides = BTreeMap::new();
     for pair in pairs {
-        let Some((key, value)) = pair.split_once('=') else {
+        let Some((key, value)) = pair.split_once('=').filter(|(key, _)| !key.is_empty()) else {
             bail!("--build-arg {pair}: write it as KEY=VALUE");
         };
         if !dockerfile.accepts_arg(key) {
@@ -617,6 +617,6 @@ mod tests {
 
         let mut args = targets(&["default"]);
         args.ca_bundle = Some("/nonexistent/ca.pem".into());
-        assert!(plan_for(args).unwrap_err().to_string().starts_with("--ca-bundle /nonexistent/ca.pem: no such file"));
+        assert!(plan_for(args).unwrap_err().to_string().starts_with("--ca-bundle /nonexistent/ca.pem: not a file"));
     }
 }

@@ -236,6 +236,15 @@ impl Config {
         if self.version().is_none() {
             bail!("[args] must set {VERSION_ARG}: image tags carry the pinned version");
         }
+        let mut suffixes = std::collections::BTreeSet::new();
+        for (name, target) in &self.targets {
+            if !suffixes.insert(&target.tag_suffix) {
+                bail!("target {name}: tag_suffix {:?} is used by another target too; their tags would collide", target.tag_suffix);
+            }
+        }
+        crate::prune::parse_duration(&self.prune.build_cache_older_than)
+            .context("[prune] build_cache_older_than")?;
+        crate::bytes::parse(&self.prune.build_cache_keep_storage).context("[prune] build_cache_keep_storage")?;
         Ok(())
     }
 
@@ -397,6 +406,16 @@ arches = ["amd64"]
         let text = GOOD.replace("arches = [\"amd64\"]", "arches = [\"x86\"]");
         let error = format!("{:#}", parse(&text).unwrap_err());
         assert!(error.contains("lock cuda: arch \"x86\""), "{error}");
+    }
+
+    #[test]
+    fn colliding_tags_and_bad_prune_defaults_are_errors() {
+        let text = GOOD.replace("tag_suffix = \"cuda\"", "tag_suffix = \"\"");
+        let error = format!("{:#}", parse(&text).unwrap_err());
+        assert!(error.contains("tag_suffix \"\" is used by another target too"), "{error}");
+        let text = format!("{GOOD}[prune]\nbuild_cache_older_than = \"forever\"\n");
+        let error = format!("{:#}", parse(&text).unwrap_err());
+        assert!(error.contains("[prune] build_cache_older_than"), "{error}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Just enough of a Dockerfile reader to know its stages and the build arguments it
 //! declares, so that `build` can refuse an argument the Dockerfile would ignore.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Arguments BuildKit accepts without a declaration.
 const PREDEFINED_ARGS: &[&str] = &[
@@ -15,6 +15,8 @@ pub struct Dockerfile {
     pub stages: Vec<String>,
     /// Every argument an `ARG` line declares, globally or inside a stage.
     pub args: BTreeSet<String>,
+    /// The default of each argument, from the first `ARG NAME=VALUE` that gives one.
+    pub defaults: BTreeMap<String, String>,
 }
 
 /// One instruction with its continuation lines joined, and the line it starts on.
@@ -39,14 +41,25 @@ impl Dockerfile {
                 }
                 "ARG" => {
                     for word in words {
-                        let name = word.split('=').next().unwrap_or_default();
+                        let (name, default) = match word.split_once('=') {
+                            Some((name, value)) => (name, Some(value.trim_matches('"'))),
+                            None => (word, None),
+                        };
                         dockerfile.args.insert(name.to_string());
+                        if let Some(value) = default {
+                            dockerfile.defaults.entry(name.to_string()).or_insert_with(|| value.to_string());
+                        }
                     }
                 }
                 _ => {}
             }
         }
         dockerfile
+    }
+
+    /// The default value the Dockerfile gives an argument, if any.
+    pub fn default_of(&self, name: &str) -> Option<String> {
+        self.defaults.get(name).cloned()
     }
 
     /// Whether `--build-arg name=…` would reach anything in this Dockerfile.
@@ -129,6 +142,8 @@ EOF
         let dockerfile = Dockerfile::parse(TEXT);
         assert_eq!(dockerfile.stages, ["base", "final"]);
         assert_eq!(dockerfile.args.iter().collect::<Vec<_>>(), ["BASE", "LATE", "ONE", "TWO"]);
+        assert_eq!(dockerfile.default_of("BASE").as_deref(), Some("debian"));
+        assert_eq!(dockerfile.default_of("ONE"), None);
     }
 
     #[test]

