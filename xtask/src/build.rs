@@ -18,6 +18,9 @@ use crate::repo::Repo;
 pub const LABEL_TARGET: &str = "dev.open-webui-images.target";
 /// Label that records the torch index an image was built from (empty: the main index).
 pub const LABEL_TORCH_INDEX: &str = "dev.open-webui-images.torch-index";
+/// Label that records the Ollama bundled into the image (its version or source; empty:
+/// none), on targets whose build arguments choose one.
+pub const LABEL_OLLAMA: &str = "dev.open-webui-images.ollama";
 /// The build argument that names torch's index for a build without a lock.
 const TORCH_INDEX_ARG: &str = "TORCH_INDEX";
 /// The id of the build secret that carries an extra CA bundle; the Dockerfile mounts it.
@@ -390,6 +393,11 @@ fn labels(
         (LABEL_TARGET.to_string(), name.to_string()),
         (LABEL_TORCH_INDEX.to_string(), build_args.get(TORCH_INDEX_ARG).cloned().unwrap_or_default()),
     ]);
+    if build_args.contains_key("OLLAMA_VERSION") || build_args.contains_key("OLLAMA_SOURCE") {
+        let arg = |key: &str| build_args.get(key).filter(|v| !v.is_empty()).cloned();
+        let bundled = arg("OLLAMA_VERSION").or_else(|| arg("OLLAMA_SOURCE")).unwrap_or_default();
+        labels.insert(LABEL_OLLAMA.to_string(), bundled);
+    }
     if let Some(created) = &source.created {
         labels.insert("org.opencontainers.image.created".to_string(), created.clone());
     }
@@ -504,6 +512,9 @@ mod tests {
         assert_eq!(spec["labels"]["org.opencontainers.image.version"], version.as_str());
         assert_eq!(spec["labels"]["org.opencontainers.image.created"], "2026-12-01T10:00:00Z");
         assert_eq!(spec["labels"][LABEL_TARGET], "vastai");
+        // vastai's arguments choose no Ollama; default's do not speak of one at all.
+        assert_eq!(spec["labels"][LABEL_OLLAMA], "");
+        assert!(plan.bake_file["target"]["default"]["labels"].get(LABEL_OLLAMA).is_none());
         assert_eq!(plan.bake_file["target"]["default"]["tags"][1], "open-webui-images:latest");
     }
 

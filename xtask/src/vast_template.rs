@@ -58,6 +58,9 @@ pub struct Template {
     pub image_size_bytes: u64,
     pub disk_gb: u64,
     pub disk_breakdown: String,
+    /// Whether the image bundles Ollama (its label says so; images without the label
+    /// are taken to).
+    pub ollama: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -168,17 +171,25 @@ pub fn template(
     }
     let workspace = env("WORKSPACE").unwrap_or("/workspace");
 
-    let models = model_space_gb * 1_000_000_000;
+    // An image that records no bundled Ollama needs no room for its models.
+    let ollama = label(crate::build::LABEL_OLLAMA).is_none_or(|bundled| !bundled.is_empty());
+    let models = if ollama { model_space_gb * 1_000_000_000 } else { 0 };
     let total = facts.size_bytes + DATA_HEADROOM_BYTES + models;
     // Whole multiples of 5 GB, the way people pick a disk size.
     let disk_gb = total.div_ceil(5_000_000_000) * 5;
     let ports = vec![format!("{port}:{port}")];
+    let pull = EnvEntry {
+        name: "OLLAMA_PULL_MODELS",
+        value: String::new(),
+        purpose: "models Ollama pulls at start, e.g. llama3.2:3b,qwen2.5:7b (kept on the disk)",
+    };
+    let elsewhere = EnvEntry {
+        name: "OLLAMA_BASE_URL",
+        value: String::new(),
+        purpose: "no Ollama is bundled in this image: the URL of one Open WebUI should use",
+    };
     let env_entries = vec![
-        EnvEntry {
-            name: "OLLAMA_PULL_MODELS",
-            value: String::new(),
-            purpose: "models Ollama pulls at start, e.g. llama3.2:3b,qwen2.5:7b (kept on the disk)",
-        },
+        if ollama { pull } else { elsewhere },
         EnvEntry {
             name: "PROVISIONING_SCRIPT",
             value: String::new(),
@@ -195,12 +206,21 @@ pub fn template(
         on_start: on_start.to_string(),
         image_size_bytes: facts.size_bytes,
         disk_gb,
-        disk_breakdown: format!(
-            "image {} + data and caches {} + Ollama models {} (--model-space), in {workspace}",
-            human_bytes(facts.size_bytes),
-            human_bytes(DATA_HEADROOM_BYTES),
-            human_bytes(models),
-        ),
+        disk_breakdown: if ollama {
+            format!(
+                "image {} + data and caches {} + Ollama models {} (--model-space), in {workspace}",
+                human_bytes(facts.size_bytes),
+                human_bytes(DATA_HEADROOM_BYTES),
+                human_bytes(models),
+            )
+        } else {
+            format!(
+                "image {} + data and caches {}, in {workspace} (no Ollama bundled)",
+                human_bytes(facts.size_bytes),
+                human_bytes(DATA_HEADROOM_BYTES),
+            )
+        },
+        ollama,
     })
 }
 
@@ -209,7 +229,11 @@ pub fn render(t: &Template) -> String {
     let port = t.ports[0].split(':').next().unwrap_or_default();
     let mut out = String::new();
     out += &format!("Image Path:Tag    {}\n", t.image);
-    out += "Launch mode       Docker ENTRYPOINT (the image starts Ollama and Open WebUI itself)\n";
+    out += if t.ollama {
+        "Launch mode       Docker ENTRYPOINT (the image starts Ollama and Open WebUI itself)\n"
+    } else {
+        "Launch mode       Docker ENTRYPOINT (the image starts Open WebUI itself)\n"
+    };
     out += &format!("Docker options    {}\n", t.docker_options);
     out += "Environment       (optional; Vast.ai sets PUBLIC_IPADDR, VAST_TCP_PORT_*, OPEN_BUTTON_TOKEN)\n";
     for e in &t.env {
@@ -259,6 +283,20 @@ mod tests {
         assert_eq!(t.on_start, "/usr/local/bin/vastai-on-start");
         let t = template("vastai", 7500, "/workspace/open-webui", "r:t", &facts(), 0).unwrap();
         assert_eq!(t.disk_gb, 20);
+    }
+
+    #[test]
+    fn an_image_without_ollama_gets_no_room_for_models() {
+        let label = r#""dev.open-webui-images.target":"vastai","dev.open-webui-images.ollama":"","#;
+        let bare = parse_inspect(&INSPECT.replace(r#""dev.open-webui-images.target":"vastai","#, label)).unwrap();
+        let t = template("vastai", 7500, "/workspace/open-webui", "r:t", &bare, 40).unwrap();
+        // 7.37 + 10 GB, rounded up to 20: nothing for models that no Ollama would pull.
+        assert_eq!((t.disk_gb, t.ollama), (20, false));
+        assert_eq!(t.env[0].name, "OLLAMA_BASE_URL");
+        assert!(render(&t).contains("(the image starts Open WebUI itself)"));
+        let with = INSPECT.replace(r#""dev.open-webui-images.target":"vastai","#, &label.replace(r#":"""#, r#":"0.13.0""#));
+        let t = template("vastai", 7500, "/workspace/open-webui", "r:t", &parse_inspect(&with).unwrap(), 40).unwrap();
+        assert_eq!((t.disk_gb, t.ollama), (60, true));
     }
 
     #[test]
