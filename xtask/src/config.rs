@@ -142,6 +142,10 @@ pub struct TestSettings {
     pub cpu_fallback: bool,
     /// Seconds until `/health` and Docker's health status must be good.
     pub health_timeout: Option<u64>,
+    /// Text the first container's log must contain once it is healthy, e.g. the public
+    /// URL a start script computes from the environment above.
+    #[serde(default)]
+    pub log_contains: Vec<String>,
 }
 
 /// Which torch an image carries.

@@ -128,6 +128,7 @@ fn a_good_image_passes_every_check() {
         "docker health",
         "/api/version",
         "ui",
+        "start-up log",
         "sign-up",
         "clean stop",
         "data survives",

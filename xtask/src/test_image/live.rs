@@ -20,8 +20,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// unhealthy during a slow start needs one interval (30s in the Dockerfile) to recover.
 const HEALTH_STATUS_GRACE: Duration = Duration::from_secs(45);
 /// The checks that follow a started container, skipped when it never becomes healthy.
-const AFTER_HEALTH: [&str; 6] =
-    ["docker health", "/api/version", "ui", "cpu fallback", "sign-up", "clean stop"];
+const AFTER_HEALTH: [&str; 7] =
+    ["docker health", "/api/version", "ui", "start-up log", "cpu fallback", "sign-up", "clean stop"];
 
 pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
     let name = subject.name;
@@ -109,6 +109,17 @@ pub fn run(sh: &Shell, subject: &Subject, recorder: &mut Recorder) {
             )),
         }
     });
+    if test.log_contains.is_empty() {
+        recorder.skip(name, "start-up log", "the target expects nothing in particular in its log");
+    } else {
+        recorder.check(name, "start-up log", log, || {
+            let text = first.log_tail(usize::MAX >> 1);
+            match test.log_contains.iter().find(|wanted| !text.contains(wanted.as_str())) {
+                None => Ok(format!("the log has {}", test.log_contains.join(", "))),
+                Some(missing) => Err(fail(format!("a log line with {missing:?}"), "no such line")),
+            }
+        });
+    }
     if test.cpu_fallback {
         recorder.check(name, "cpu fallback", log, || cpu_fallback(sh, &first, addr));
     } else {
