@@ -48,7 +48,7 @@ enum Command {
     Build(build::Args),
     /// Check that this host can build the images, and say how to fix what it lacks
     Doctor(doctor::Args),
-    /// The test command: Rust tests, then the real image built and started
+    /// The test command: Rust tests, lint, then the image job of each target (vastai)
     Ci(ci::Args),
     /// Check the Dockerfile, the workflow and the targets file, alone and against each other
     Lint(lint::Args),
